@@ -1,0 +1,142 @@
+"""Builds the ASGI app: routes, lifespan (storage, registry, writer, background jobs).
+
+``create_app(config)`` is all a server or a test needs. Start-up opens the database,
+applies migrations, loads the agency list (and the demo registry with ``demo=True``),
+and starts the group-commit writer and the registry refresher. Shutdown stops accepting
+hits, commits everything already accepted, then closes storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from collector.config import Config
+from collector.enrich import Enricher, GeoIP, Salts, installation_secret
+from collector.ingest import Ingest
+from collector.registry import SiteIndex, load_agencies, load_demo
+from collector.store import Database, open_database
+from collector.writer import Writer
+
+log = logging.getLogger("giamsat")
+
+Job = Callable[["State"], Awaitable[None]]
+
+
+@dataclass
+class State:
+    """What the running app holds; ``app.state.giamsat``."""
+
+    config: Config
+    db: Database
+    sites: SiteIndex
+    writer: Writer
+    enricher: Enricher
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def start(config: Config) -> State:
+    db = await open_database(config.database_url)
+    await db.migrate()
+    await load_agencies(db)
+    if config.demo:
+        await load_demo(db)
+    sites = SiteIndex()
+    await sites.refresh(db)
+    secret = await installation_secret(db, config.secret)
+    enricher = Enricher(GeoIP(config.geoip_path), Salts(db), secret)
+    writer = Writer(db, config.batch_max)
+    writer.start()
+    return State(config, db, sites, writer, enricher)
+
+
+async def stop(state: State) -> None:
+    for t in state.tasks:
+        t.cancel()
+    for t in state.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+    await state.writer.close()
+    state.enricher.geo.close()
+    await state.db.close()
+
+
+def every(seconds: float, job: Job) -> Callable[[State], Awaitable[None]]:
+    """A background loop that runs ``job`` every ``seconds`` and logs, never raises."""
+
+    async def loop(state: State) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job(state)
+            except Exception:
+                log.exception("background job %s failed", getattr(job, "__name__", job))
+
+    return loop
+
+
+async def refresh_registry(state: State) -> None:
+    await state.sites.refresh(state.db)
+
+
+def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
+    jobs = []
+    if config.registry_refresh > 0:
+        jobs.append(every(config.registry_refresh, refresh_registry))
+    return jobs
+
+
+async def healthz(request: Request) -> JSONResponse:
+    state: State = request.app.state.giamsat
+    try:
+        await state.db.fetch_one("SELECT 1 AS ok")
+        db_ok = True
+    except Exception:
+        db_ok = False
+    body = {
+        "status": "ok" if db_ok else "degraded",
+        "database": state.db.dialect,
+        "database_ok": db_ok,
+        "writer": {"pending": state.writer.pending, "batches": state.writer.batches,
+                   "rows": state.writer.rows, "failures": state.writer.failures},
+        "sites": len(state.sites.hosts),
+    }
+    return JSONResponse(body, 200 if db_ok else 503, headers={"cache-control": "no-store"})
+
+
+def create_app(config: Config | None = None) -> Starlette:
+    config = config or Config.from_env()
+    holder: dict[str, Ingest] = {}
+
+    async def tracking(request: Request):  # type: ignore[no-untyped-def]
+        return await holder["ingest"](request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = await start(config)
+        app.state.giamsat = state
+        holder["ingest"] = Ingest(
+            state.sites, state.enricher, state.writer, max_body=config.max_body,
+            trusted_proxies=frozenset(filter(None, config.trusted_proxies.split(","))),
+        )
+        for job in background_jobs(config):
+            state.tasks.append(asyncio.create_task(job(state)))
+        try:
+            yield
+        finally:
+            await stop(state)
+
+    routes = [
+        Route("/tracking", tracking, methods=["GET", "POST", "OPTIONS"]),
+        Route("/matomo.php", tracking, methods=["GET", "POST", "OPTIONS"]),
+        Route("/healthz", healthz),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,195 @@
+"""``giamsat …``: serve, migrate, manage the site registry, print embed code.
+
+Options mirror the ``GIAMSAT_*`` environment variables (``--database-url`` ↔
+``GIAMSAT_DATABASE_URL``); an option given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from collector.config import Config, ConfigError
+from collector.registry import (
+    SITE_KINDS,
+    RegistryError,
+    import_sites,
+    list_sites,
+    load_agencies,
+    make_site,
+    save_site,
+)
+from collector.store import Database, open_database
+
+Command = Callable[[argparse.Namespace, Config], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+async def _with_db(config: Config, fn: Callable[[Database], Awaitable[Any]]) -> Any:
+    db = await open_database(config.database_url)
+    try:
+        await db.migrate()
+        await load_agencies(db)
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+def run_db(config: Config, fn: Callable[[Database], Awaitable[Any]]) -> Any:
+    return asyncio.run(_with_db(config, fn))
+
+
+@command("serve")
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import uvicorn
+
+    if config.workers > 1 and not config.is_postgres:
+        print(
+            "giamsat: --workers > 1 needs PostgreSQL (GIAMSAT_DATABASE_URL=postgresql://…); "
+            "SQLite has one writer. Start with --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
+    # workers re-create the app from the environment: hand the effective config down
+    for key, value in vars(config).items():
+        os.environ[f"GIAMSAT_{key.upper()}"] = str(value)
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    uvicorn.run(
+        "collector.app:create_app", factory=True, host=config.host, port=config.port,
+        workers=config.workers, loop=loop, http="httptools", access_log=config.access_log,
+        log_level="info", timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+@command("migrate")
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    async def migrate() -> list[str]:
+        db = await open_database(config.database_url)
+        try:
+            applied = await db.migrate()
+            await load_agencies(db)
+            return applied
+        finally:
+            await db.close()
+
+    applied = asyncio.run(migrate())
+    print("schema up to date" if not applied else f"applied: {', '.join(applied)}")
+    return 0
+
+
+@command("site add")
+def cmd_site_add(args: argparse.Namespace, config: Config) -> int:
+    try:
+        site = make_site(args.id, args.agency, args.kind, args.name, args.host,
+                         args.registered_on or "", "0" if args.optional else "1")
+        run_db(config, lambda db: save_site(db, site))
+    except RegistryError as e:
+        print(f"giamsat: {e}", file=sys.stderr)
+        return 2
+    print(f"site {site.id} saved: {site.name} ({', '.join(site.hosts)})")
+    return 0
+
+
+@command("site import")
+def cmd_site_import(args: argparse.Namespace, config: Config) -> int:
+    text = Path(args.file).read_text(encoding="utf-8-sig")
+    report = run_db(config, lambda db: import_sites(db, text))
+    for line, message in report.errors:
+        print(f"{args.file}:{line}: {message}", file=sys.stderr)
+    print(f"{report.saved} site(s) saved, {len(report.errors)} row(s) refused")
+    return 1 if report.errors else 0
+
+
+@command("site list")
+def cmd_site_list(args: argparse.Namespace, config: Config) -> int:
+    sites = run_db(config, list_sites)
+    for s in sites:
+        req = "required" if s.required else "optional"
+        print(f"{s.id}\t{s.agency_code}\t{s.kind}\t{req}\t{s.name}\t{' '.join(s.hosts)}")
+    return 0
+
+
+@command("snippet")
+def cmd_snippet(args: argparse.Namespace, config: Config) -> int:
+    from collector.embed import snippet_html
+
+    base = config.public_url or f"http://{config.host}:{config.port}"
+    print(snippet_html(args.site_id, base), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="giamsat", description=__doc__.splitlines()[0])
+    p.add_argument("--database-url", help="SQLite path or postgresql://… (GIAMSAT_DATABASE_URL)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the collector")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--geoip-path")
+    serve.add_argument("--public-url")
+    serve.add_argument("--demo", action="store_true", default=None,
+                       help="register demo sites into an empty registry")
+    serve.add_argument("--access-log", action="store_true", default=None)
+    sub.add_parser("migrate", help="apply pending migrations")
+
+    site = sub.add_parser("site", help="the site registry").add_subparsers(
+        dest="site_command", required=True)
+    add = site.add_parser("add", help="register or update a site")
+    add.add_argument("id")
+    add.add_argument("--agency", required=True, help="agency code, e.g. H26 or BYT")
+    add.add_argument("--kind", required=True, choices=SITE_KINDS)
+    add.add_argument("--name", required=True)
+    add.add_argument("--host", action="append", required=True, help="hostname (repeatable)")
+    add.add_argument("--registered-on")
+    add.add_argument("--optional", action="store_true", help="the code is not required")
+    imp = site.add_parser("import", help="import sites from CSV (idempotent)")
+    imp.add_argument("file")
+    site.add_parser("list", help="list registered sites")
+
+    snip = sub.add_parser("snippet", help="print the embed HTML for a site")
+    snip.add_argument("site_id", type=int)
+    snip.add_argument("--public-url")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    name = args.command
+    if name == "site":
+        name = f"site {args.site_command}"
+    overrides = {
+        k: v for k, v in vars(args).items()
+        if k not in ("command", "site_command") and v is not None
+    }
+    try:
+        config = Config.from_env(**{k: v for k, v in overrides.items()
+                                    if k in Config.__dataclass_fields__})
+    except ConfigError as e:
+        print(f"giamsat: {e}", file=sys.stderr)
+        return 2
+    return COMMANDS[name](args, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Configuration: one frozen dataclass, read from ``GIAMSAT_*`` environment variables once.
+
+Every field has a sane default so ``giamsat serve`` with no configuration just works on an
+embedded SQLite file. CLI options use the same names (``--database-url`` ↔
+``GIAMSAT_DATABASE_URL``) and override the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value could not be read; the message names the variable."""
+
+
+def _cast(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"GIAMSAT_{name.upper()}: expected a boolean, got {raw!r}")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"GIAMSAT_{name.upper()}: expected {kind.__name__}, got {raw!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Config:
+    # where data lives: a SQLite path (default) or postgresql://…
+    database_url: str = "giamsat.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # public base URL of this collector, used in the snippet (https://emc.example.gov.vn)
+    public_url: str = ""
+    # GeoIP database (MaxMind/DB-IP City .mmdb); empty = provinces are "unknown"
+    geoip_path: str = ""
+    # secret for keyed hashes of dossier ids and personal data; generated and stored if empty
+    secret: str = ""
+    # group commit: most hits in one transaction
+    batch_max: int = 2000
+    # ingest limits (bytes / characters)
+    max_body: int = 65536
+    # trust X-Forwarded-For from these proxies (comma separated IPs); empty = trust none
+    trusted_proxies: str = ""
+    # how often the running server reloads the site registry (seconds)
+    registry_refresh: float = 10.0
+    # how often the running server rolls up (seconds); 0 disables the in-server job
+    rollup_interval: float = 60.0
+    # raw events older than this are deleted after they were rolled up
+    retention_days: int = 400
+    access_log: bool = False
+    workers: int = 1
+    # load the demo registry into an empty database (make run)
+    demo: bool = False
+    timezone_offset_hours: int = 7  # Vietnam has no DST: UTC+7 all year
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            key = f"GIAMSAT_{f.name.upper()}"
+            if key in env:
+                values[f.name] = _cast(f.name, env[key], type(f.default))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))

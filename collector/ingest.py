@@ -1,0 +1,140 @@
+"""The HTTP edge of ``/tracking``: request → parse → enrich → group commit → answer.
+
+Answers: ``204`` (POST), a 1×1 GIF (GET, unless ``send_image=0``), ``200`` JSON for bulk
+requests. A refused hit gets its 4xx, its reason in ``X-Giamsat-Error`` and in the body,
+and is counted in ``dropped`` per site, day and reason. Storage failure: ``503`` with
+``Retry-After``; nothing was acknowledged. CORS: any origin may send (hits carry no
+credentials; the hostname check is what ties a hit to its site).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from collector.enrich import Enricher, client_ip
+from collector.registry import SiteIndex
+from collector.tracking import InvalidHit, local_day, parse_hit, parse_query
+from collector.writer import Unavailable, Writer
+
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": "GET, POST, OPTIONS",
+    "access-control-allow-headers": "Content-Type",
+    "access-control-max-age": "86400",
+}
+NO_STORE = {"cache-control": "no-store", **CORS}
+MAX_BULK = 100
+
+
+class Ingest:
+    def __init__(
+        self, sites: SiteIndex, enricher: Enricher, writer: Writer, *,
+        max_body: int = 65536, trusted_proxies: frozenset[str] = frozenset(),
+    ) -> None:
+        self.sites = sites
+        self.enricher = enricher
+        self.writer = writer
+        self.max_body = max_body
+        self.trusted = trusted_proxies
+
+    def _refuse(self, e: InvalidHit, now_ms: int) -> Response:
+        self.writer.drop(e.site_id, local_day(now_ms), e.reason, e.host)
+        return Response(
+            e.reason + "\n", e.status, media_type="text/plain",
+            headers={"x-giamsat-error": e.reason, **NO_STORE},
+        )
+
+    async def _row(self, params: dict[str, str], request: Request, ip: str, now_ms: int) -> tuple:
+        if not params.get("url"):  # <noscript> image: the page is the Referer
+            params["url"] = request.headers.get("referer", "")
+        hit = parse_hit(
+            params, self.sites.hosts, now_ms,
+            request.headers.get("user-agent", ""), request.headers.get("accept-language", ""),
+        )
+        return await self.enricher.row(hit, ip)
+
+    async def __call__(self, request: Request) -> Response:
+        now_ms = int(time.time() * 1000)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=CORS)
+        peer = request.client.host if request.client else ""
+        ip = client_ip(peer, request.headers.get("x-forwarded-for", ""), self.trusted)
+        try:
+            if request.method == "GET":
+                params = parse_query(request.scope["query_string"])
+                rows = [await self._row(params, request, ip, now_ms)]
+            else:
+                body = await self._body(request)
+                if body.lstrip()[:1] == b"{":
+                    return await self._bulk(body, request, ip, now_ms)
+                params = parse_query(request.scope["query_string"])
+                params.update(parse_query(body))
+                rows = [await self._row(params, request, ip, now_ms)]
+        except InvalidHit as e:
+            return self._refuse(e, now_ms)
+        try:
+            await self.writer.submit(rows)
+        except Unavailable as e:
+            return Response(
+                "storage unavailable, retry\n", 503, media_type="text/plain",
+                headers={"retry-after": "5", "x-giamsat-error": f"storage unavailable: {e}"[:200],
+                         **NO_STORE},
+            )
+        if request.method == "GET" and params.get("send_image") != "0":
+            return Response(GIF, 200, media_type="image/gif", headers=NO_STORE)
+        return Response(status_code=204, headers=NO_STORE)
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and (not declared.isdigit() or int(declared) > self.max_body):
+            raise InvalidHit(f"body too large (over {self.max_body} bytes)", 413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                raise InvalidHit(f"body too large (over {self.max_body} bytes)", 413)
+        return body
+
+    async def _bulk(self, body: bytes, request: Request, ip: str, now_ms: int) -> Response:
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidHit("malformed JSON") from None
+        reqs = doc.get("requests") if isinstance(doc, dict) else None
+        if not isinstance(reqs, list) or not all(isinstance(r, str) for r in reqs):
+            raise InvalidHit('bulk: expected {"requests": ["?idsite=…", …]}')
+        if not reqs or len(reqs) > MAX_BULK:
+            raise InvalidHit(f"bulk: expected 1 to {MAX_BULK} requests")
+        rows, invalid = [], []
+        for i, qs in enumerate(reqs):
+            try:
+                params = parse_query(qs.split("?", 1)[-1])
+                rows.append(await self._row(params, request, ip, now_ms))
+            except InvalidHit as e:
+                self.writer.drop(e.site_id, local_day(now_ms), e.reason, e.host)
+                invalid.append({"index": i, "status": e.status, "reason": e.reason})
+        if rows:
+            try:
+                await self.writer.submit(rows)
+            except Unavailable:
+                return JSONResponse(
+                    {"status": "error", "reason": "storage unavailable, retry"}, 503,
+                    headers={"retry-after": "5", **NO_STORE},
+                )
+        status = 200 if rows else 400
+        headers = dict(NO_STORE)
+        if invalid:
+            headers["x-giamsat-error"] = f"{len(invalid)} invalid: {invalid[0]['reason']}"
+        return JSONResponse(
+            {"status": "success" if rows else "error", "tracked": len(rows),
+             "invalid": len(invalid), "invalid_requests": invalid},
+            status, headers=headers,
+        )

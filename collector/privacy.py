@@ -1,0 +1,86 @@
+"""Personal data out before storage: ID numbers, phone numbers, e-mail, names.
+
+Used by ingest (URLs, referrers, titles, the ``trackDVC`` extra) and by the dossier feed.
+What counts as personal data here:
+
+- ID numbers: a run of exactly 9 digits (old CMND) or 12 digits (CCCD / personal ID);
+- phone numbers: Vietnamese mobiles and landlines, ``0xxxxxxxxx`` / ``+84…`` / ``84…``;
+- e-mail addresses;
+- query parameters whose *name* says they carry a person (``hoten``, ``cccd``, ``email``,
+  ``sdt``, ``token``, …) — dropped whole, whatever their value;
+- query parameters whose *value* holds any of the above — dropped whole.
+
+Matches in a path or a title are replaced by a marker, so the page stays recognisable:
+``/hoso/012345678901`` becomes ``/hoso/[id]``. The URL fragment is dropped.
+Keyed hashes (HMAC-SHA256 with the installation secret) replace identifiers that must
+stay countable, such as dossier ids: the same id gives the same hash, the id cannot be
+read back without the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<![\d])(?:\+?84|0)(?:[\s.-]?\d){9,10}(?![\d])")
+_ID = re.compile(r"(?<![\d])(?:\d{12}|\d{9})(?![\d])")
+
+PERSONAL_PARAMS = frozenset(
+    """
+    name hoten ho_ten hovaten fullname full_name tennguoinop tencongdan
+    cmnd cccd socmnd socccd so_cmnd so_cccd idno id_no idcard sodinhdanh so_dinh_danh
+    madinhdanh ma_dinh_danh personalid identity passport hochieu
+    email mail e-mail phone sdt sodienthoai so_dien_thoai dienthoai mobile tel
+    diachi address ngaysinh dob birthday
+    token access_token password pass pwd otp session sessionid jsessionid
+    """.split()
+)
+
+
+def redact_text(text: str) -> str:
+    """Replace e-mails, phone numbers and ID numbers in free text by markers."""
+    if not text:
+        return text
+    text = _EMAIL.sub("[email]", text)
+    text = _PHONE.sub("[phone]", text)
+    return _ID.sub("[id]", text)
+
+
+def has_personal_data(text: str) -> bool:
+    return bool(_EMAIL.search(text) or _PHONE.search(text) or _ID.search(text))
+
+
+def clean_url(url: str) -> str:
+    """The URL without its fragment, personal query parameters, or personal data in its path."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_text(url)
+    query = ""
+    if parts.query:
+        kept = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in PERSONAL_PARAMS and not has_personal_data(v)
+        ]
+        query = urlencode(kept)
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # never keep user:password@
+    return urlunsplit((parts.scheme, netloc, redact_text(parts.path), query, ""))
+
+
+def keyed_hash(secret: bytes, value: str) -> str:
+    """A stable, non-reversible token for an identifier (hex, 16 bytes)."""
+    return hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def dvc_reference(secret: bytes, extra: str) -> str:
+    """The ``trackDVC`` extra reduced to a keyed hash of its first field, the dossier id.
+
+    Real systems send ``dossierId;ddMMyyyy;applicantName;applicantIdNo``: everything after
+    the dossier id is personal data or not needed, and is dropped.
+    """
+    dossier_id = extra.split(";", 1)[0].strip()
+    return keyed_hash(secret, dossier_id) if dossier_id else ""

@@ -1,0 +1,73 @@
+"""The storage contract: one small interface, one module per backend.
+
+Everything above the store speaks plain SQL with ``:name`` parameters, written once;
+each backend rebinds it (SQLite takes it as is, PostgreSQL gets ``$1…``). The only
+backend-specific fast path is :meth:`Database.write_batch`, the group commit of ingest.
+
+    db = await open_database("giamsat.db")          # or "postgresql://…"
+    await db.migrate()
+    rows = await db.fetch_all("SELECT * FROM sites WHERE agency_code = :a", {"a": "H26"})
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE …", {...})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+Params = Mapping[str, Any] | None
+Row = dict[str, Any]
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class Queries(Protocol):
+    async def fetch_all(self, sql: str, params: Params = None) -> list[Row]: ...
+    async def fetch_one(self, sql: str, params: Params = None) -> Row | None: ...
+    async def execute(self, sql: str, params: Params = None) -> int: ...
+    async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None: ...
+
+
+class Database(Queries, Protocol):
+    dialect: str  # "sqlite" | "postgres"
+
+    def transaction(self) -> AbstractAsyncContextManager[Queries]: ...
+
+    async def write_batch(
+        self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]
+    ) -> None:
+        """Insert hit rows (in ``HIT_COLUMNS`` order) and add drop counts, in one transaction."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations; return the names applied."""
+
+    async def close(self) -> None: ...
+
+
+HIT_COLUMNS: tuple[str, ...] = (
+    "site_id", "ts", "day", "kind", "visitor", "pv_id", "host", "path", "url", "title",
+    "referrer", "ref_host", "utm_source", "utm_medium", "utm_campaign", "browser", "os",
+    "device", "country", "province", "screen", "lang", "e_c", "e_a", "e_n", "e_v", "target",
+    "dvc_service", "dvc_state", "dvc_ref",
+)
+
+
+def migration_files(dialect: str) -> list[Path]:
+    """The numbered ``NNNN_name.sql`` files of a backend, in order."""
+    folder = MIGRATIONS / dialect
+    return sorted(p for p in folder.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+async def open_database(url: str) -> Database:
+    """Open the backend named by ``url``: ``postgresql://…`` or a SQLite file path."""
+    if url.startswith(("postgres://", "postgresql://")):
+        from collector.store.postgres import PostgresDatabase
+
+        return await PostgresDatabase.open(url)
+    from collector.store.sqlite import SQLiteDatabase
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return await SQLiteDatabase.open(path)

@@ -1,0 +1,191 @@
+"""SQLite backend: WAL, one writer thread for group commit, a few pooled connections.
+
+Like datasette's ``Database``: every connection lives on its own thread (a one-thread
+executor), so a batch of work is one thread hop, never one hop per row. Group commit
+batches go through a dedicated writer connection; queries and rollup transactions take
+a connection from a small pool. Writers from different connections serialise on
+SQLite's file lock, waited for by ``busy_timeout``.
+
+``synchronous=FULL`` in WAL mode: a commit is on disk before it returns, so an
+acknowledged hit survives a power cut, not only a crash. Group commit pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from collector.store import HIT_COLUMNS, Params, Row, migration_files
+
+T = TypeVar("T")
+POOL_SIZE = 3
+
+_INSERT_HITS = (
+    f"INSERT INTO hits ({', '.join(HIT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in HIT_COLUMNS)})"
+)
+_ADD_DROPPED = (
+    "INSERT INTO dropped (site_id, day, reason, host, n) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (site_id, day, reason, host) DO UPDATE SET n = n + excluded.n"
+)
+
+
+class _Connection:
+    """A sqlite3 connection bound to one thread."""
+
+    def __init__(self, path: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._path = path
+        self.conn: sqlite3.Connection | None = None
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self.conn = conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        if self.conn is None:
+            await loop.run_in_executor(self._executor, self._open)
+        assert self.conn is not None
+        return await loop.run_in_executor(self._executor, fn, self.conn)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            conn = self.conn
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+
+class _Queries:
+    """Query methods over one connection (used inside transactions)."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+
+    async def fetch_all(self, sql: str, params: Params = None) -> list[Row]:
+        return await self._conn.run(lambda c: [dict(r) for r in c.execute(sql, params or {})])
+
+    async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
+        def one(c: sqlite3.Connection) -> Row | None:
+            r = c.execute(sql, params or {}).fetchone()
+            return dict(r) if r is not None else None
+
+        return await self._conn.run(one)
+
+    async def execute(self, sql: str, params: Params = None) -> int:
+        return await self._conn.run(lambda c: c.execute(sql, params or {}).rowcount)
+
+    async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        await self._conn.run(lambda c: c.executemany(sql, rows))
+
+
+class SQLiteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer = _Connection(path)
+        self._all = [_Connection(path) for _ in range(POOL_SIZE)]
+        self._pool: asyncio.Queue[_Connection] = asyncio.Queue()
+        for c in self._all:
+            self._pool.put_nowait(c)
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteDatabase:
+        db = cls(path)
+        await db._writer.run(lambda c: None)  # creates the file, sets WAL
+        return db
+
+    @asynccontextmanager
+    async def _borrow(self) -> AsyncIterator[_Connection]:
+        conn = await self._pool.get()
+        try:
+            yield conn
+        finally:
+            self._pool.put_nowait(conn)
+
+    async def fetch_all(self, sql: str, params: Params = None) -> list[Row]:
+        async with self._borrow() as conn:
+            return await _Queries(conn).fetch_all(sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
+        async with self._borrow() as conn:
+            return await _Queries(conn).fetch_one(sql, params)
+
+    async def execute(self, sql: str, params: Params = None) -> int:
+        async with self._borrow() as conn:
+            return await _Queries(conn).execute(sql, params)
+
+    async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        async with self._borrow() as conn:
+            await _Queries(conn).execute_many(sql, rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Queries]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on one pooled connection; rolls back on error."""
+        async with self._borrow() as conn:
+            await conn.run(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _Queries(conn)
+            except BaseException:
+                await conn.run(lambda c: c.execute("ROLLBACK"))
+                raise
+            await conn.run(lambda c: c.execute("COMMIT"))
+
+    async def write_batch(
+        self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]
+    ) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                if hits:
+                    c.executemany(_INSERT_HITS, hits)
+                if dropped:
+                    c.executemany(_ADD_DROPPED, dropped)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._writer.run(write)
+
+    async def migrate(self) -> list[str]:
+        def apply(c: sqlite3.Connection) -> list[str]:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
+            )
+            done = {r[0] for r in c.execute("SELECT name FROM schema_migrations")}
+            applied = []
+            for path in migration_files(self.dialect):
+                if path.stem in done:
+                    continue
+                name = path.stem.replace("'", "''")
+                # one script, one transaction: a failed migration leaves nothing behind
+                c.executescript(
+                    f"BEGIN IMMEDIATE;\n{path.read_text(encoding='utf-8')}\n;"
+                    f"INSERT INTO schema_migrations (name) VALUES ('{name}');\nCOMMIT;"
+                )
+                applied.append(path.stem)
+            return applied
+
+        try:
+            return await self._writer.run(apply)
+        except sqlite3.Error:
+            await self._writer.run(lambda c: c.in_transaction and c.execute("ROLLBACK"))
+            raise
+
+    async def close(self) -> None:
+        await self._writer.close()
+        for c in self._all:
+            await c.close()

@@ -1,0 +1,241 @@
+"""``/tracking``: Matomo Tracking-API hits parsed into :class:`Hit`, or refused with a reason.
+
+Accepted forms (what ``_govaq`` snippets and Matomo trackers send):
+
+- ``GET /tracking?idsite=47&rec=1&url=…`` (answered with a 1×1 GIF unless ``send_image=0``);
+- ``POST`` with a form-encoded or ``text/plain`` body of the same parameters
+  (``navigator.sendBeacon``; no CORS preflight), answered ``204``;
+- bulk ``POST {"requests": ["?idsite=…&rec=1…", …]}`` (JSON), answered with counts.
+
+Parameters understood: ``idsite rec url urlref action_name _id rand res h m s pv_id
+e_c e_a e_n e_v link download ua lang ping send_image`` and ``wd`` (the snippet's
+``navigator.webdriver`` flag). ``_id``, ``rand``, ``h``, ``m``, ``s`` are accepted and
+ignored: giamsat keeps no client-side identifiers and times every hit with the server's
+clock.
+
+DVC encoding — on top of Matomo's event fields, so any Matomo-compatible tracker can send it:
+
+    trackDVC(serviceCode, state, extra) → e_c=dvc  e_a=step    e_n=serviceCode  e_v=state
+                                          dvc_extra=extra
+    rating (trackEvent)                 → e_c=dvc  e_a=rating  e_n=serviceCode  e_v=1..5
+
+``state`` is an integer from -1 to 9 (-1 procedure page viewed, 0 other, 1 dossier
+submitted). ``dvc_extra`` never reaches storage: only a keyed hash of its first field (the
+dossier id) is kept.
+
+Every refusal is an :class:`InvalidHit` carrying an HTTP status and a one-line reason;
+the reason goes into the ``X-Giamsat-Error`` header and the ``dropped`` counters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlsplit
+
+from collector.registry import normalize_host
+
+MAX_URL = 2048
+MAX_TITLE = 1024
+MAX_UA = 512
+MAX_FIELD = 256
+MAX_FIELDS = 100
+TZ_OFFSET_MS = 7 * 3600 * 1000  # Vietnam: UTC+7, no DST
+
+_SERVICE_CODE = re.compile(r"^[\w.\-/]{1,64}$")
+_SCREEN = re.compile(r"^\d{2,5}x\d{2,5}$")
+_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+
+
+class InvalidHit(Exception):
+    """A hit refused at the edge: ``status`` (4xx) and a one-line ``reason``."""
+
+    def __init__(self, reason: str, status: int = 400, site_id: int = 0, host: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.site_id = site_id
+        self.host = host
+
+
+@dataclass(slots=True)
+class Hit:
+    site_id: int
+    ts: int
+    day: str
+    kind: str
+    url: str
+    host: str
+    path: str
+    pv_id: str = ""
+    title: str = ""
+    referrer: str = ""
+    ref_host: str = ""
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    screen: str = ""
+    lang: str = ""
+    e_c: str = ""
+    e_a: str = ""
+    e_n: str = ""
+    e_v: float | None = None
+    target: str = ""
+    dvc_service: str = ""
+    dvc_state: int | None = None
+    dvc_extra: str = ""
+    ua: str = ""
+    webdriver: bool = False
+
+
+@lru_cache(maxsize=64)
+def _day_of(day_number: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_number)).isoformat()
+
+
+def local_day(ts_ms: int) -> str:
+    """The Vietnamese calendar day of a UTC timestamp in milliseconds."""
+    return _day_of((ts_ms + TZ_OFFSET_MS) // 86_400_000)
+
+
+def parse_query(raw: bytes | str) -> dict[str, str]:
+    """Decode a query string or form body strictly; the last value of a repeated key wins."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        pairs = parse_qsl(
+            text.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise InvalidHit("malformed encoding: not UTF-8") from None
+    except ValueError:
+        raise InvalidHit(f"too many parameters (more than {MAX_FIELDS})") from None
+    return dict(pairs)
+
+
+def _site_id(params: Mapping[str, str]) -> int:
+    raw = params.get("idsite", "").strip()
+    if not raw:
+        raise InvalidHit("idsite missing")
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidHit("idsite invalid: expected a number")
+    return int(raw)
+
+
+def _utm(query: str) -> tuple[str, str, str]:
+    if "tm_" not in query:
+        return "", "", ""
+    q = dict(parse_qsl(query, keep_blank_values=True))
+
+    def pick(name: str) -> str:
+        return (q.get(f"utm_{name}") or q.get(f"mtm_{name}") or "")[:MAX_FIELD]
+
+    return pick("source"), pick("medium"), pick("campaign")
+
+
+def _float(params: Mapping[str, str], key: str) -> float | None:
+    raw = params.get(key, "")
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidHit(f"{key} invalid: expected a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidHit(f"{key} invalid: expected a number")
+    return value
+
+
+def parse_hit(
+    params: Mapping[str, str],
+    sites: Mapping[int, frozenset[str]],
+    now_ms: int,
+    ua_header: str = "",
+    lang_header: str = "",
+) -> Hit:
+    """One Matomo-style hit → :class:`Hit`, or :class:`InvalidHit` with the reason."""
+    if params.get("rec") != "1":
+        raise InvalidHit("rec missing: expected rec=1")
+    site_id = _site_id(params)
+    hosts = sites.get(site_id)
+    if hosts is None:
+        raise InvalidHit("unknown site", 404)
+
+    url = params.get("url", "").strip()
+    if not url:
+        raise InvalidHit("url missing", site_id=site_id)
+    if len(url) > MAX_URL:
+        raise InvalidHit(f"url too long (over {MAX_URL} characters)", 413, site_id)
+    try:
+        parts = urlsplit(url)
+        host = normalize_host(parts.hostname or "")
+    except ValueError:
+        raise InvalidHit("url invalid", site_id=site_id) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidHit("url invalid: expected http(s)://host/…", site_id=site_id)
+    if host not in hosts:
+        raise InvalidHit("host not registered to this site", 403, site_id, host[:253])
+
+    hit = Hit(site_id, now_ms, local_day(now_ms), "pageview", url, host, parts.path or "/")
+    hit.pv_id = params.get("pv_id", "")[:16]
+    hit.title = params.get("action_name", "")[:MAX_TITLE]
+    hit.ua = (params.get("ua") or ua_header)[:MAX_UA]
+    hit.webdriver = params.get("wd") == "1"
+    ref = params.get("urlref", "").strip()[:MAX_URL]
+    if ref:
+        try:
+            ref_parts = urlsplit(ref)
+            if ref_parts.scheme in ("http", "https", "android-app") and ref_parts.hostname:
+                hit.referrer = ref
+                hit.ref_host = normalize_host(ref_parts.hostname)
+        except ValueError:
+            pass  # an unreadable referrer is treated as none
+    hit.utm_source, hit.utm_medium, hit.utm_campaign = _utm(parts.query)
+    res = params.get("res", "")
+    hit.screen = res if _SCREEN.match(res) else ""
+    lang = _LANG.match(params.get("lang") or lang_header)
+    hit.lang = lang.group(0).lower() if lang else ""
+
+    e_c = params.get("e_c", "")
+    if params.get("ping") == "1":
+        hit.kind = "ping"
+    elif params.get("link"):
+        hit.kind, hit.target = "outlink", params["link"][:MAX_URL]
+    elif params.get("download"):
+        hit.kind, hit.target = "download", params["download"][:MAX_URL]
+    elif e_c:
+        hit.kind = "event"
+        hit.e_c = e_c[:MAX_FIELD]
+        hit.e_a = params.get("e_a", "")[:MAX_FIELD]
+        hit.e_n = params.get("e_n", "")[:MAX_FIELD]
+        hit.e_v = _float(params, "e_v")
+        if not hit.e_a:
+            raise InvalidHit("e_a missing: an event needs an action", site_id=site_id)
+        if e_c.lower() == "dvc":
+            _dvc(hit, params)
+    return hit
+
+
+def _dvc(hit: Hit, params: Mapping[str, str]) -> None:
+    action = hit.e_a.lower()
+    if action not in ("step", "rating"):
+        return  # other dvc events stay plain events
+    code = hit.e_n.strip()
+    if not _SERVICE_CODE.match(code):
+        raise InvalidHit("dvc service code invalid", site_id=hit.site_id)
+    value = hit.e_v
+    if action == "step":
+        if value is None or value != int(value) or not -1 <= value <= 9:
+            raise InvalidHit(
+                "dvc state invalid: expected an integer from -1 to 9", site_id=hit.site_id
+            )
+        hit.kind, hit.dvc_state = "dvc", int(value)
+        hit.dvc_extra = params.get("dvc_extra", "")[:MAX_URL]
+    else:
+        if value is None or value != int(value) or not 1 <= value <= 5:
+            raise InvalidHit("dvc rating invalid: expected 1 to 5", site_id=hit.site_id)
+        hit.kind = "rating"
+    hit.e_c, hit.e_a, hit.dvc_service = "dvc", action, code

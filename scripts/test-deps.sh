@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Things the test suite needs beyond Python packages, installed or started if missing:
+# a running PostgreSQL on 127.0.0.1:5432, Debian's chromium for the browser tests,
+# and wrk for the benchmarks. Safe to run again: each step checks first.
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { $SUDO apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  ver=$(ls /etc/postgresql | sort -V | tail -n 1)
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
