@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.badge import badge
 from collector.config import Config
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret
 from collector.ingest import Ingest
@@ -87,10 +88,18 @@ async def refresh_registry(state: State) -> None:
     await state.sites.refresh(state.db)
 
 
+async def scan_sites(state: State) -> None:
+    from collector.scan import scheduled_scan
+
+    await scheduled_scan(state.db, state.config)
+
+
 def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
     jobs = []
     if config.registry_refresh > 0:
         jobs.append(every(config.registry_refresh, refresh_registry))
+    if config.scan_interval > 0:
+        jobs.append(every(config.scan_interval, scan_sites))
     return jobs
 
 
@@ -138,5 +147,6 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/tracking", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/matomo.php", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/healthz", healthz),
+        Route("/badge/{site_id}.svg", badge),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
