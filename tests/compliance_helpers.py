@@ -7,33 +7,10 @@ import datetime as dt
 from collector.registry import make_site, save_site
 from collector.store import Database
 
-# Until the metrics branch (migration 0002) is merged, the rollup tables the compliance
-# code reads are created here with the same names and columns; IF NOT EXISTS makes this a
-# no-op once 0002 provides them.
-_STUB = [
-    """CREATE TABLE IF NOT EXISTS rollup_site_day (site_id INTEGER NOT NULL, day TEXT NOT NULL,
-    visits INTEGER NOT NULL DEFAULT 0, visitors INTEGER NOT NULL DEFAULT 0,
-    pageviews INTEGER NOT NULL DEFAULT 0, bounces INTEGER NOT NULL DEFAULT 0,
-    duration_ms INTEGER NOT NULL DEFAULT 0, hits INTEGER NOT NULL DEFAULT 0,
-    events INTEGER NOT NULL DEFAULT 0, outlinks INTEGER NOT NULL DEFAULT 0,
-    downloads INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site_id, day))""",
-    """CREATE TABLE IF NOT EXISTS rollup_dvc (site_id INTEGER NOT NULL, day TEXT NOT NULL,
-    service TEXT NOT NULL, views INTEGER NOT NULL DEFAULT 0,
-    submissions INTEGER NOT NULL DEFAULT 0, other_steps INTEGER NOT NULL DEFAULT 0,
-    ratings INTEGER NOT NULL DEFAULT 0, rating_sum INTEGER NOT NULL DEFAULT 0,
-    ratings_good INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site_id, day, service))""",
-    """CREATE TABLE IF NOT EXISTS rollup_dossiers (site_id INTEGER NOT NULL, day TEXT NOT NULL,
-    service TEXT NOT NULL, events INTEGER NOT NULL DEFAULT 0,
-    received INTEGER NOT NULL DEFAULT 0, received_online INTEGER NOT NULL DEFAULT 0,
-    received_in_person INTEGER NOT NULL DEFAULT 0, full_online INTEGER NOT NULL DEFAULT 0,
-    paid_online INTEGER NOT NULL DEFAULT 0, paid_in_person INTEGER NOT NULL DEFAULT 0,
-    results INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site_id, day, service))""",
-]
-
 
 async def ensure_rollups(db: Database) -> None:
-    for sql in _STUB:
-        await db.execute(sql)
+    """The rollup tables come with migration 0002 (metrics); check they are there."""
+    await db.fetch_all("SELECT site_id FROM rollup_site_day LIMIT 1")
 
 
 async def register(db: Database, site_id: int, kind: str = "portal", agency: str = "H26",
