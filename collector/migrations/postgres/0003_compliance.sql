@@ -68,3 +68,4 @@ CREATE TABLE reported_totals (
   uploaded_ts BIGINT NOT NULL,
   PRIMARY KEY (site_id, service, period)
 );
+

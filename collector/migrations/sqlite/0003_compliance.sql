@@ -68,3 +68,4 @@ CREATE TABLE reported_totals (
   uploaded_ts INTEGER NOT NULL,
   PRIMARY KEY (site_id, service, period)
 );
+
