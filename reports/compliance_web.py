@@ -32,7 +32,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.compliance import STATE_NAMES, STATES, Result, compute, month_period
+from collector.compliance import (
+    STATE_NAMES,
+    STATES,
+    Result,
+    compute,
+    month_period,
+    monthly_counts,
+)
 from collector.tracking import local_day
 from reports.i18n import date, datetime_ms, number, pick_lang
 from reports.tables import Column, Table, download
@@ -89,7 +96,7 @@ def _prev_months(month: str, n: int) -> list[str]:
 
 
 async def _compute(request: Request, month: str) -> Result:
-    """States for a month; closed months are cached a few minutes (the history reads 12)."""
+    """States for a month; closed months are cached a few minutes in the process."""
     state = request.app.state.giamsat
     today = local_day(int(time.time() * 1000))
     cache: dict[str, tuple[float, Result]] = getattr(state, "_compliance_cache", None) or {}
@@ -181,13 +188,10 @@ async def compliance_page(request: Request) -> Response:
         agencies = [a for a in result.agencies if a.kind in KINDS[key]]
         sites = [r for r in table.rows if by_id[r["site_id"]].agency_kind in KINDS[key]]
         groups.append({"label": label, "agencies": agencies, "sites": sites})
-    history = []
-    for m in _prev_months(month, HISTORY_MONTHS):
-        if m > today[:7]:
-            continue
-        r = await _compute(request, m)
-        counts = r.counts()
-        history.append({"month": m, "total": sum(counts.values()), **counts})
+    state = request.app.state.giamsat
+    months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
+    history = [{"month": m, "total": sum(c.values()), **c}
+               for m, c in (await monthly_counts(state.db, state.config, months)).items()]
     counts = result.counts()
     return _render(
         "compliance.html", t=t, lang=lang, month=month, state_f=state_f, kind_f=kind_f,
