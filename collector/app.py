@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.assets import LOADER_PATHS, LoaderEndpoint
 from collector.config import Config
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret
 from collector.ingest import Ingest
@@ -139,4 +140,10 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/matomo.php", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/healthz", healthz),
     ]
+    loader = LoaderEndpoint()  # the built snippet, read and compressed once
+    routes += [Route(path, loader.serve, methods=["GET"]) for path in LOADER_PATHS]
+    if config.demo:
+        from collector.demo import routes as demo_routes
+
+        routes += demo_routes
     return Starlette(routes=routes, lifespan=lifespan)
