@@ -141,7 +141,7 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/healthz", healthz),
     ]
     loader = LoaderEndpoint()  # the built snippet, read and compressed once
-    routes += [Route(path, loader.serve, methods=["GET"]) for path in LOADER_PATHS]
+    routes += [Route(path, loader, methods=["GET", "HEAD"]) for path in LOADER_PATHS]
     if config.demo:
         from collector.demo import routes as demo_routes
 

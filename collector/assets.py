@@ -22,11 +22,12 @@ import gzip
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import brotli
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("giamsat")
 
@@ -84,58 +85,83 @@ def load_loader(path: Path | None = None) -> Asset:
     return Asset.from_bytes((path or find_loader()).read_bytes())
 
 
+@lru_cache(maxsize=256)
 def pick_encoding(accept: str) -> str:
     """``br`` if accepted, else ``gzip``, else ``identity`` (``q=0`` refuses a coding)."""
     offered = set()
     for item in accept.lower().split(","):
         name, _, params = item.partition(";")
-        name = name.strip()
         q = params.strip()
         if q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"):
             continue
-        offered.add(name)
+        offered.add(name.strip())
     for name in ("br", "gzip"):
         if name in offered or "*" in offered:
             return name
     return "identity"
 
 
-def _matches(if_none_match: str, asset: Asset) -> bool:
+def _matches(if_none_match: str, etags: frozenset[str]) -> bool:
     if if_none_match.strip() == "*":
         return True
-    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-    return any(etag in tags for _, etag in asset.encodings.values())
+    return any(t.strip().removeprefix("W/") in etags for t in if_none_match.split(","))
+
+
+Headers = list[tuple[bytes, bytes]]
 
 
 class LoaderEndpoint:
-    """The loader route; answers 503 with the reason if the file was not built."""
+    """The loader as a plain ASGI app: headers are built once per encoding, a request only
+    picks one (no ``Request`` object, no header encoding per request).
+
+    Answers 503 with the reason if the file was not built.
+    """
 
     def __init__(self, asset: Asset | None = None) -> None:
-        self.asset = asset
         self.missing = ""
         if asset is None:
             try:
-                self.asset = load_loader()
+                asset = load_loader()
             except LoaderMissing as e:
                 self.missing = str(e)
                 log.warning("%s", e)
+        self.asset = asset
+        self.etags = frozenset(t for _, t in asset.encodings.values()) if asset else frozenset()
+        self.prepared: dict[str, tuple[bytes, Headers, Headers]] = {}
+        for coding, (body, etag) in (asset.encodings.items() if asset else ()):
+            common = [
+                (b"etag", etag.encode()),
+                (b"cache-control", CACHE_CONTROL.encode()),
+                (b"vary", b"Accept-Encoding"),
+                (b"access-control-allow-origin", b"*"),
+                (b"x-content-type-options", b"nosniff"),
+            ]
+            full = [
+                *common,
+                (b"content-type", b"text/javascript; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            if coding != "identity":
+                full.append((b"content-encoding", coding.encode()))
+            self.prepared[coding] = (body, full, common)
 
-    async def serve(self, request: Request) -> Response:
-        asset = self.asset
-        if asset is None:
-            return PlainTextResponse(self.missing + "\n", 503,
-                                     headers={"x-giamsat-error": self.missing})
-        coding = pick_encoding(request.headers.get("accept-encoding", ""))
-        body, etag = asset.encodings[coding]
-        headers = {
-            "etag": etag,
-            "cache-control": CACHE_CONTROL,
-            "vary": "Accept-Encoding",
-            "access-control-allow-origin": "*",
-            "x-content-type-options": "nosniff",
-        }
-        if _matches(request.headers.get("if-none-match", ""), asset):
-            return Response(status_code=304, headers=headers)
-        if coding != "identity":
-            headers["content-encoding"] = coding
-        return Response(body, 200, headers=headers, media_type="text/javascript")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.prepared:
+            response = PlainTextResponse(self.missing + "\n", 503,
+                                         headers={"x-giamsat-error": self.missing})
+            await response(scope, receive, send)
+            return
+        accept = if_none_match = ""
+        for key, value in scope["headers"]:
+            if key == b"accept-encoding":
+                accept = value.decode("latin-1")
+            elif key == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+        body, full, common = self.prepared[pick_encoding(accept)]
+        if if_none_match and _matches(if_none_match, self.etags):
+            await send({"type": "http.response.start", "status": 304, "headers": common})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": full})
+        await send({"type": "http.response.body",
+                    "body": b"" if scope["method"] == "HEAD" else body})

@@ -97,7 +97,7 @@ async def test_missing_loader_answers_503_with_reason(tmp_path: Path, monkeypatc
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    app = Starlette(routes=[Route("/g.js", endpoint.serve)])
+    app = Starlette(routes=[Route("/g.js", endpoint)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://t") as c:
         r = await c.get("/g.js")
