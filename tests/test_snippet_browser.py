@@ -373,3 +373,13 @@ async def test_opt_out_persists_until_forgotten(db, collector, portal, browser) 
     await page.wait_for_timeout(200)
     rows = await db.fetch_all("SELECT kind, e_c FROM hits ORDER BY id")
     assert [(r["kind"], r["e_c"]) for r in rows] == [("pageview", ""), ("event", "back")]
+
+
+async def test_noscript_image_counts_a_pageview(db, collector, portal, browser) -> None:
+    portal.pages = {"/khong-js": html(collector, title="Không JavaScript")}
+    context = await browser.new_context(user_agent=UA, java_script_enabled=False)
+    page = await context.new_page()
+    await page.goto(url(portal, "/khong-js"))
+    rows = await rows_until(db, "SELECT kind, url, host FROM hits", 1)
+    # the page is the Referer; a cross-origin image gets only the origin by default policy
+    assert rows == [{"kind": "pageview", "url": url(portal, "/"), "host": "127.0.0.1"}]
