@@ -254,23 +254,28 @@ async def test_spa_navigation_is_one_extra_pageview(db, collector, portal, brows
 async def test_outbound_click_and_pdf_download(db, collector, portal, browser) -> None:
     portal.pages = {
         "/": html(collector, '<a id="out" href="' + url(portal, "/ngoai", "localhost") + '">x</a>'
-                  '<a id="pdf" href="/files/Mau-don.PDF">mẫu đơn</a>'),
+                  '<a id="pdf" href="/files/Mau-don.PDF">mẫu đơn</a> '
+                  '<a id="mid" href="' + url(portal, "/ngoai?tab=moi", "localhost") + '">'
+                  '<span id="inner">tab mới</span></a> <a id="right" href="/x.zip">zip</a>'),
         "/files/Mau-don.PDF": PDF,
         "/ngoai": b"<!doctype html><title>ngoai</title>",
     }
     page = await new_page(browser)
     await page.goto(url(portal, "/"))
     await loaded(page)
+    await page.click("#right", button="right")  # a context menu is not a download
+    await page.click("#inner", button="middle")  # a new tab, from a child of the link
     await page.click("#pdf")  # navigates away: the beacon must survive the unload
     await rows_until(db, "SELECT id FROM hits WHERE kind = 'download'", 1)
     await page.goto(url(portal, "/"))
     await loaded(page)
     await page.click("#out")
     rows = await rows_until(
-        db, "SELECT kind, url, target FROM hits WHERE kind != 'pageview' ORDER BY id", 2)
+        db, "SELECT kind, url, target FROM hits WHERE kind != 'pageview' ORDER BY id", 3)
     assert sorted((r["kind"], r["target"]) for r in rows) == [
         ("download", url(portal, "/files/Mau-don.PDF")),
         ("outlink", url(portal, "/ngoai", "localhost")),
+        ("outlink", url(portal, "/ngoai?tab=moi", "localhost")),
     ]
     assert {r["url"] for r in rows} == {url(portal, "/")}
 
@@ -383,3 +388,26 @@ async def test_noscript_image_counts_a_pageview(db, collector, portal, browser) 
     rows = await rows_until(db, "SELECT kind, url, host FROM hits", 1)
     # the page is the Referer; a cross-origin image gets only the origin by default policy
     assert rows == [{"kind": "pageview", "url": url(portal, "/"), "host": "127.0.0.1"}]
+
+
+PRERENDER = """
+let prerendering = true;
+Object.defineProperty(Document.prototype, 'prerendering', {get: () => prerendering});
+window.activate = () => {
+  prerendering = false;
+  document.dispatchEvent(new Event('prerenderingchange'));
+};
+"""
+
+
+async def test_prerendered_page_sends_only_when_shown(db, collector, portal, browser) -> None:
+    portal.pages = {"/truoc": html(collector, title="Tải trước")}
+    page = await new_page(browser, PRERENDER)  # Chromium's document.prerendering, emulated
+    await page.goto(url(portal, "/truoc"))
+    await loaded(page)
+    await page.wait_for_timeout(300)
+    assert page.bodies == []
+    assert await db.fetch_all("SELECT id FROM hits") == []
+    await page.evaluate("activate()")
+    rows = await rows_until(db, "SELECT kind, title FROM hits", 1)
+    assert rows == [{"kind": "pageview", "title": "Tải trước"}]

@@ -122,8 +122,10 @@
 
   var DOWNLOAD = /\.(pdf|docx?|xlsx?|pptx?|od[ts]|rtf|csv|zip|rar|7z|exe|apk)$/i;
 
+  // left, middle (auxclick) and keyboard clicks; not the right button
   function click(e) {
-    var a = e.target.closest('a,area'), k, p = {};
+    var a = e.target, k, p = {};
+    a = e.button < 2 && a.closest && a.closest('a,area');
     if (!a || !/^http/.test(a.href)) return;
     if (a.hasAttribute('download') || DOWNLOAD.test(a.pathname)) k = 'download';
     else if (a.hostname != loc.hostname) k = 'link';
@@ -162,7 +164,10 @@
         dvc_extra: extra && String(extra).split(';')[0]});
     },
     enableLinkTracking: function () {
-      if (!linked) d.addEventListener('click', click, linked = true);
+      if (!linked) {
+        d.addEventListener('click', click, linked = true);
+        d.addEventListener('auxclick', click, true);
+      }
     }
   };
 
