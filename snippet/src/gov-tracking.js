@@ -138,7 +138,7 @@
   var api = {
     setTrackerUrl: function (u) { tracker = u; },
     setSiteId: function (id) { site = id; },
-    setCustomUrl: function (u) { customUrl = u; },
+    setCustomUrl: function (u) { customUrl = new URL(u, loc.href).href; }, // relative is fine
     setDocumentTitle: function (t) { customTitle = t; },
     setReferrerUrl: function (u) { ref = u; },
     disableTracking: function () { stopped = 1; },
