@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.assets import LOADER_PATHS, LoaderEndpoint
 from collector.badge import badge
 from collector.config import Config
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret
@@ -149,4 +150,10 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/badge/{site_id}.svg", badge),
     ]
+    loader = LoaderEndpoint()  # the built snippet, read and compressed once
+    routes += [Route(path, loader, methods=["GET", "HEAD"]) for path in LOADER_PATHS]
+    if config.demo:
+        from collector.demo import routes as demo_routes
+
+        routes += demo_routes
     return Starlette(routes=routes, lifespan=lifespan)
