@@ -62,6 +62,12 @@ class Config:
     # load the demo registry into an empty database (make run)
     demo: bool = False
     timezone_offset_hours: int = 7  # Vietnam has no DST: UTC+7 all year
+    # reports: pages anonymous visitors may read (overview, dvc, agencies, sites, compliance)
+    public_pages: str = "overview,compliance"
+    # reports: national targets drawn as reference lines (ratios)
+    target_online_rate: float = 0.5          # dossiers received online
+    target_full_online_procedures: float = 0.8  # procedures offered full-process online
+    target_satisfaction: float = 0.95        # share of ratings >= 4 (2026)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 Fmt = Callable[[float], str]
-COLORS = ("#0b5cab", "#9aa5b1", "#c0392b", "#2e7d32")
+COLORS = ("#0b5cab", "#6b7785", "#c0392b", "#2e7d32")
 
 
 def _e(text: object) -> str:

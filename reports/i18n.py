@@ -211,3 +211,39 @@ def translator(lang: str):  # type: ignore[no-untyped-def]
     if lang == "vi":
         return lambda s: VI.get(s, s)
     return lambda s: s
+
+
+class Formats:
+    """Formatters bound to one language; templates get it as ``f``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.t = translator(lang)
+
+    def num(self, v: float | int | None, digits: int = 0) -> str:
+        return number(v, self.lang, digits)
+
+    def pct(self, v: float | None, digits: int = 1) -> str:
+        return percent(v, self.lang, digits)
+
+    def delta(self, v: float | None) -> str:
+        return delta(v, self.lang)
+
+    def dur(self, v: float | None) -> str:
+        return duration(v, self.lang)
+
+    def date(self, v: str | dt.date | None) -> str:
+        return date(v, self.lang)
+
+    def cell(self, v: object, kind: str) -> str:
+        if kind == "int":
+            return self.num(v)  # type: ignore[arg-type]
+        if kind == "num":
+            return self.num(v, 1)  # type: ignore[arg-type]
+        if kind == "pct":
+            return self.pct(v)  # type: ignore[arg-type]
+        if kind == "dur":
+            return self.dur(v)  # type: ignore[arg-type]
+        if kind == "date":
+            return self.date(v)  # type: ignore[arg-type]
+        return DASH if v is None or v == "" else str(v)
