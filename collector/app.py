@@ -165,4 +165,8 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/TrackingMCDT", dossier_feed, methods=["POST"]),
         Route("/healthz", healthz),
     ]
+    # the report pages and stats API (reports imports collector, never the reverse)
+    from reports.web import routes as report_routes
+
+    routes.extend(report_routes())
     return Starlette(routes=routes, lifespan=lifespan)

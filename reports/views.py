@@ -62,7 +62,7 @@ def dim_table(name: str, title: str, head: str, dim: str, rows: list[dict[str, A
                                                         "pageviews" else "Visits"), "int"),
             Column("share", f.t("Share"), "pct")]
     if dim == "entry":
-        cols.append(Column("bounce_rate", f.t("Bounce rate"), "pct"))
+        cols[2] = Column("bounce_rate", f.t("Bounce rate"), "pct")
     out = []
     for r in rows:
         out.append({"value": r["value"], "label": _dim_label(dim, r["value"], f, names),
@@ -77,7 +77,7 @@ def series_chart(series: list[dict[str, Any]], prev: list[dict[str, Any]] | None
     lines: list[tuple[str, list[float]]] = [(f.t("Visits"), [r["visits"] for r in series])]
     if prev is not None:
         lines.append((f.t("Previous period"), [r["visits"] for r in prev][: len(series)]))
-    return line_chart(labels, lines, title=title, fmt=lambda v: f.num(v))
+    return line_chart(labels, lines, title=title, fmt=lambda v: f.num(v), integer=True)
 
 
 def dvc_tables(dvc: list[dict[str, Any]], dos: list[dict[str, Any]], f: Formats,
@@ -90,12 +90,12 @@ def dvc_tables(dvc: list[dict[str, Any]], dos: list[dict[str, Any]], f: Formats,
         Column("satisfaction", f.t("Satisfaction"), "pct")], dvc)
     t2 = Table("dossiers", f.t("Dossier KPIs"), [
         Column("service", f.t("Service code"), "code"),
-        Column("received", f.t("Dossiers received"), "int"),
-        Column("received_online", f.t("Received online"), "int"),
-        Column("received_in_person", f.t("Received in person"), "int"),
-        Column("online_rate", f.t("Online dossier rate"), "pct"),
-        Column("full_online_rate", f.t("Full-process online rate"), "pct"),
-        Column("online_payment_rate", f.t("Online payment rate"), "pct"),
+        Column("received", f.t("Received"), "int"),
+        Column("received_online", f.t("Online"), "int"),
+        Column("received_in_person", f.t("In person"), "int"),
+        Column("online_rate", f.t("Online rate"), "pct"),
+        Column("full_online_rate", f.t("Full-process rate"), "pct"),
+        Column("online_payment_rate", f.t("Online payment"), "pct"),
         Column("results", f.t("Results returned"), "int")], dos)
     return {"dvc": t1, "dossiers": t2}
 
@@ -109,7 +109,7 @@ def funnel_chart(cur: dict[str, Any], f: Formats) -> Markup | None:
         steps += [(f.t("Received online"), cur["received_online"]),
                   (f.t("Results returned"), cur["results"])]
     return funnel(steps, title=f.t("View → submission funnel"), fmt=lambda v: f.num(v),
-                  pct=lambda r: f.pct(r), width=420)
+                  pct=lambda r: f.pct(r), width=440)
 
 
 def dropped_table(rows: list[dict[str, Any]], f: Formats) -> Table:
@@ -153,7 +153,8 @@ async def site_view(db: Database, site_id: int, period: Period, f: Formats) -> d
         "series": series_chart(dash["series"], prev_series, f, f.t("Visits per day")),
         "hours": line_chart([r["hour"] for r in hour_rows],
                             [(f.t("Visits"), [r["visits"] for r in hour_rows])],
-                            title=f.t("Hours of day"), fmt=lambda v: f.num(v), height=160),
+                            title=f.t("Hours of day"), fmt=lambda v: f.num(v), height=150,
+                            integer=True),
         "funnel": funnel_chart(cur, f),
         "devices": bar_chart([(r["label"], r["visits"]) for r in tables["devices"].rows],
                              title=f.t("Devices"), fmt=lambda v: f.num(v), label_width=140,
@@ -180,10 +181,10 @@ async def agency_view(db: Database, code: str, period: Period, f: Formats) -> di
         Column("visits", f.t("Visits"), "int"), Column("visitors", f.t("Visitors"), "int"),
         Column("pageviews", f.t("Page views"), "int"),
         Column("bounce_rate", f.t("Bounce rate"), "pct"),
-        Column("avg_duration_s", f.t("Visit duration"), "dur"),
+        Column("avg_duration_s", f.t("Avg. duration"), "dur"),
         Column("submissions", f.t("Submissions"), "int"),
-        Column("received", f.t("Dossiers received"), "int"),
-        Column("full_online_rate", f.t("Full-process online rate"), "pct")], rows,
+        Column("received", f.t("Received"), "int"),
+        Column("full_online_rate", f.t("Full-process rate"), "pct")], rows,
         link=lambda r: f"/sites/{r['id']}")
     series = await metrics.timeseries(db, scope, s, e, ("visits",))
     prev = await metrics.timeseries(db, scope, cmp["previous_start"], cmp["previous_end"],
@@ -194,19 +195,23 @@ async def agency_view(db: Database, code: str, period: Period, f: Formats) -> di
     charts = {"series": series_chart(series, prev, f, f.t("Visits per day")),
               "funnel": funnel_chart(cur, f),
               "sites": bar_chart([(r["name"], r["visits"]) for r in rows], title=f.t("Visits"),
-                                 fmt=lambda v: f.num(v)) if rows else None}
+                                 fmt=lambda v: f.num(v), width=1100, label_width=280)
+              if rows else None}
     return {"compare": cmp, "cur": cur, "cards": kpi_cards(cmp, f), "tables": tables,
             "charts": charts, "total": total}
 
 
-def ranking_table(name: str, title: str, rows: list[dict[str, Any]], f: Formats) -> Table:
-    return Table(name, f.t(title), [
-        Column("rank", f.t("Rank"), "int"), Column("agency_name", f.t("Agency")),
-        Column("visits", f.t("Visits"), "int"), Column("pageviews", f.t("Page views"), "int"),
-        Column("received", f.t("Dossiers received"), "int"),
-        Column("online_rate", f.t("Online dossier rate"), "pct"),
-        Column("full_online_rate", f.t("Full-process online rate"), "pct")], rows,
-        link=lambda r: f"/agencies/{r['agency_code']}")
+def ranking_table(name: str, title: str, rows: list[dict[str, Any]], f: Formats,
+                  by: str) -> Table:
+    cols = [Column("rank", f.t("Rank"), "int"), Column("agency_name", f.t("Agency"))]
+    if by == "visits":
+        cols += [Column("visits", f.t("Visits"), "int"),
+                 Column("pageviews", f.t("Page views"), "int")]
+    else:
+        cols += [Column("received", f.t("Received"), "int"),
+                 Column("online_rate", f.t("Online"), "pct"),
+                 Column("full_online_rate", f.t("Full-process"), "pct")]
+    return Table(name, f.t(title), cols, rows, link=lambda r: f"/agencies/{r['agency_code']}")
 
 
 async def overview_view(db: Database, config: Config, period: Period,
@@ -223,21 +228,23 @@ async def overview_view(db: Database, config: Config, period: Period,
         by_visits = await metrics.rankings(db, s, e, kind, "visits")
         by_rate = await metrics.rankings(db, s, e, kind, "full_online_rate")
         tables[f"{kind}_visits"] = ranking_table(
-            f"{kind}_visits", f"Ranking of {label} by visits", by_visits, f)
+            f"{kind}_visits", f"Ranking of {label} by visits", by_visits, f, "visits")
         tables[f"{kind}_full_online"] = ranking_table(
             f"{kind}_full_online", f"Ranking of {label} by full-process online rate",
-            by_rate, f)
+            by_rate, f, "rate")
         top_v = [r for r in by_visits if r["visits"]][:15]
         charts[f"{kind}_visits"] = bar_chart(
             [(r["agency_name"], r["visits"]) for r in top_v],
-            title=f.t(f"Ranking of {label} by visits"), fmt=lambda v: f.num(v)) if top_v else None
+            title=f.t(f"Ranking of {label} by visits"), fmt=lambda v: f.num(v), width=560,
+            label_width=190) if top_v else None
         rated = [r for r in by_rate if r["full_online_rate"] is not None][:15]
         refs = [RefLine(cur["full_online_rate"], f"{f.t('Total')} {pct(cur['full_online_rate'])}",
                         "#555")] if cur["full_online_rate"] is not None else []
         charts[f"{kind}_full_online"] = bar_chart(
             [(r["agency_name"], r["full_online_rate"]) for r in rated],
             title=f.t(f"Ranking of {label} by full-process online rate"),
-            fmt=lambda v: pct(v), refs=refs, x_max=1.0) if rated else None
+            fmt=lambda v: pct(v), refs=refs, x_max=1.0, width=560,
+            label_width=190) if rated else None
     # KPIs per day held against the national targets (reference lines)
     ts = await metrics.timeseries(db, nation, s, e, ("received", "received_online", "ratings",
                                                      "ratings_good", "visits"))

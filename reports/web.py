@@ -12,10 +12,9 @@ even if escaping failed somewhere, injected script would not run.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import jinja2
 from starlette.datastructures import FormData
@@ -68,6 +67,9 @@ class Ctx:
     def url(self, path: str | None = None, **changes: str | None) -> str:
         """This page (or ``path``) with query parameters changed; keeps ``lang``."""
         q = dict(self.request.query_params) if path is None else {}
+        if path is not None and "?" in path:
+            path, _, query = path.partition("?")
+            q.update(parse_qsl(query))
         if path is not None and "lang" in self.request.query_params:
             q["lang"] = self.lang
         for k, v in changes.items():
@@ -312,9 +314,3 @@ def routes() -> list[BaseRoute]:
         Mount("/api/v1", routes=api_routes()),
     ]
 
-
-def today_iso(ctx: Ctx) -> str:
-    return local_today(ctx.config.timezone_offset_hours).isoformat()
-
-
-__all__ = ["routes", "dt"]
