@@ -182,4 +182,8 @@ def create_app(config: Config | None = None) -> Starlette:
         from collector.demo import routes as demo_routes
 
         routes += demo_routes
+    # the report pages and stats API (reports imports collector, never the reverse)
+    from reports.web import routes as report_routes
+
+    routes.extend(report_routes())
     return Starlette(routes=routes, lifespan=lifespan)
