@@ -305,8 +305,10 @@ async def settings(ctx: Ctx) -> Response:
 
 def routes() -> list[BaseRoute]:
     from reports.api import api_routes
+    from reports.compliance_web import routes as compliance_routes
 
     return [
+        *compliance_routes(),  # before the /api/v1 mount: it holds one API route
         Route("/", overview),
         Route("/sites/{site_id}", site_page),
         Route("/sites/{site_id}/install", install_page),
