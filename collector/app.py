@@ -44,7 +44,7 @@ class State:
 
 
 async def start(config: Config) -> State:
-    db = await open_database(config.database_url)
+    db = await open_database(config.database_url, spool_dir=config.spool_dir)
     await db.migrate()
     await load_agencies(db)
     if config.demo:
@@ -87,10 +87,19 @@ async def refresh_registry(state: State) -> None:
     await state.sites.refresh(state.db)
 
 
+async def maintain_storage(state: State) -> None:
+    """PostgreSQL: hit partitions created ahead, old spool batch ids pruned."""
+    maintain = getattr(state.db, "maintain", None)
+    if maintain is not None:
+        await maintain()
+
+
 def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
     jobs = []
     if config.registry_refresh > 0:
         jobs.append(every(config.registry_refresh, refresh_registry))
+    if config.is_postgres:
+        jobs.append(every(3600, maintain_storage))
     return jobs
 
 
@@ -101,15 +110,20 @@ async def healthz(request: Request) -> JSONResponse:
         db_ok = True
     except Exception:
         db_ok = False
+    # PostgreSQL down but hits spooled locally: still accepting (200), reported degraded
+    store = getattr(state.db, "health", lambda: {})()
+    spooling = bool(store.get("degraded")) and "spool" in store
     body = {
-        "status": "ok" if db_ok else "degraded",
+        "status": "ok" if db_ok and not spooling else "degraded",
         "database": state.db.dialect,
         "database_ok": db_ok,
+        **({"store": store} if store else {}),
         "writer": {"pending": state.writer.pending, "batches": state.writer.batches,
                    "rows": state.writer.rows, "failures": state.writer.failures},
         "sites": len(state.sites.hosts),
     }
-    return JSONResponse(body, 200 if db_ok else 503, headers={"cache-control": "no-store"})
+    return JSONResponse(body, 200 if db_ok or spooling else 503,
+                        headers={"cache-control": "no-store"})
 
 
 def create_app(config: Config | None = None) -> Starlette:

@@ -61,12 +61,15 @@ def migration_files(dialect: str) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def open_database(url: str) -> Database:
-    """Open the backend named by ``url``: ``postgresql://…`` or a SQLite file path."""
+async def open_database(url: str, spool_dir: str = "") -> Database:
+    """Open the backend named by ``url``: ``postgresql://…`` or a SQLite file path.
+
+    ``spool_dir`` (PostgreSQL only): where hits are spooled while the server is unreachable.
+    """
     if url.startswith(("postgres://", "postgresql://")):
         from collector.store.postgres import PostgresDatabase
 
-        return await PostgresDatabase.open(url)
+        return await PostgresDatabase.open(url, spool_dir)
     from collector.store.sqlite import SQLiteDatabase
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
