@@ -30,6 +30,11 @@ class Queries(Protocol):
     async def execute(self, sql: str, params: Params = None) -> int: ...
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None: ...
 
+    async def advisory_lock(self, name: str) -> None:
+        """Inside a transaction: wait for, then hold until it ends, the lock ``name``
+        (PostgreSQL ``pg_advisory_xact_lock``; a no-op on SQLite, whose writing
+        transactions are serial). Rollup runners take it so two never interleave."""
+
 
 class Database(Queries, Protocol):
     dialect: str  # "sqlite" | "postgres"
@@ -40,6 +45,11 @@ class Database(Queries, Protocol):
         self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]
     ) -> None:
         """Insert hit rows (in ``HIT_COLUMNS`` order) and add drop counts, in one transaction."""
+
+    async def hits_horizon(self) -> int:
+        """The highest hit id below which no hit can still appear (an incremental rollup
+        reads ``id > watermark AND id <= horizon``). On PostgreSQL concurrent collectors
+        commit ids out of order; this waits for in-flight batches and returns a safe id."""
 
     async def migrate(self) -> list[str]:
         """Apply pending numbered migrations; return the names applied."""

@@ -88,6 +88,9 @@ class _Queries:
         rows = list(rows)
         await self._conn.run(lambda c: c.executemany(sql, rows))
 
+    async def advisory_lock(self, name: str) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already serialises writing transactions."""
+
 
 class SQLiteDatabase:
     dialect = "sqlite"
@@ -129,6 +132,11 @@ class SQLiteDatabase:
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
         async with self._borrow() as conn:
             await _Queries(conn).execute_many(sql, rows)
+
+    async def hits_horizon(self) -> int:
+        """The highest committed hit id: SQLite assigns ids under its single write lock."""
+        row = await self.fetch_one("SELECT coalesce(max(id), 0) AS id FROM hits")
+        return int(row["id"]) if row else 0
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Queries]:
