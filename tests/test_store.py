@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from collector.store import HIT_COLUMNS, Database, migration_files, open_database
-from collector.store.postgres import PostgresDatabase, month_start, rebind
+from collector.store.postgres import HITS_LOCK, PostgresDatabase, month_start, rebind
 from collector.tracking import local_day
 
 
@@ -142,9 +142,10 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
 async def test_horizon_waits_for_inflight_batch(pg: PostgresDatabase) -> None:
     """A batch holding a low id but not yet committed keeps the horizon below it."""
     async with pg.pool.acquire() as slow, slow.transaction():
-        await slow.execute("SELECT pg_advisory_xact_lock_shared($1)", 0x6769616D_0003)
-        await slow.execute("INSERT INTO hits (site_id, ts, day, kind, visitor, host, path, url) "
-                           "VALUES (47, $1, 'd', 'pageview', 1, 'h', '/', 'u')", month_start(2026, 11))
+        await slow.execute("SELECT pg_advisory_xact_lock_shared($1)", HITS_LOCK)
+        await slow.execute(
+            "INSERT INTO hits (site_id, ts, day, kind, visitor, host, path, url) "
+            "VALUES (47, $1, 'd', 'pageview', 1, 'h', '/', 'u')", month_start(2026, 11))
         horizon = asyncio.create_task(pg.hits_horizon())
         await asyncio.sleep(0.2)
         assert not horizon.done()  # waits: the in-flight id must not be skipped
