@@ -138,3 +138,69 @@ async def client(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClien
         ) as c:
             c.app = app  # type: ignore[attr-defined]
             yield c
+
+
+PG_BIN = Path(os.environ.get("GIAMSAT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL server (initdb in a temp dir, a free port) that a test may
+    stop and start: never the shared server other test sessions use. Root cannot run
+    postgres, so as root the server runs as the ``postgres`` user."""
+
+    def __init__(self, base: Path) -> None:
+        import socket
+
+        self.base = base
+        self.data = base / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        cmd = [str(PG_BIN / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        import shutil
+
+        self.base.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+                  "-c fsync=off -c max_connections=40", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+    import shutil
+    import tempfile
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"{PG_BIN}/initdb missing: install postgresql (scripts/test-deps.sh)")
+    base = Path(tempfile.mkdtemp(prefix="giamsat-pg-"))  # /tmp: reachable by postgres
+    os.chmod(base, 0o755)
+    server = PrivatePostgres(base / "pg")
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        except Exception:
+            pass
+        shutil.rmtree(base, ignore_errors=True)
