@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.badge import badge
 from collector.config import Config
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret
 from collector.ingest import Ingest
@@ -94,12 +95,20 @@ async def maintain_storage(state: State) -> None:
         await maintain()
 
 
+async def scan_sites(state: State) -> None:
+    from collector.scan import scheduled_scan
+
+    await scheduled_scan(state.db, state.config)
+
+
 def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
     jobs = []
     if config.registry_refresh > 0:
         jobs.append(every(config.registry_refresh, refresh_registry))
     if config.is_postgres:
         jobs.append(every(3600, maintain_storage))
+    if config.scan_interval > 0:
+        jobs.append(every(config.scan_interval, scan_sites))
     return jobs
 
 
@@ -152,5 +161,6 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/tracking", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/matomo.php", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/healthz", healthz),
+        Route("/badge/{site_id}.svg", badge),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

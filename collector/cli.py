@@ -170,6 +170,9 @@ def parser() -> argparse.ArgumentParser:
     snip = sub.add_parser("snippet", help="print the embed HTML for a site")
     snip.add_argument("site_id", type=int)
     snip.add_argument("--public-url")
+    from collector.cli_compliance import add_parsers as compliance_parsers
+
+    compliance_parsers(sub)
     return p
 
 
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command
     if name == "site":
         name = f"site {args.site_command}"
+    if getattr(args, f"{name}_command", None):
+        name = f"{name} {getattr(args, f'{name}_command')}"
     overrides = {
         k: v for k, v in vars(args).items()
         if k not in ("command", "site_command") and v is not None
@@ -190,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return COMMANDS[name](args, config)
 
+
+def _compliance_commands() -> None:
+    from collector.cli_compliance import COMMANDS as more
+
+    COMMANDS.update(more)
+
+
+_compliance_commands()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -65,6 +65,13 @@ class Config:
     # load the demo registry into an empty database (make run)
     demo: bool = False
     timezone_offset_hours: int = 7  # Vietnam has no DST: UTC+7 all year
+    # compliance (collector/scan.py, collector/compliance.py)
+    scan_interval: float = 0.0  # seconds between in-server install scans; 0 = off (86400 daily)
+    scan_sample: int = 5  # pages scanned per site besides the home page
+    gap_days: int = 3  # this many consecutive days without hits inside a period = interrupted
+    reconcile_abs: int = 2  # reconciliation tolerance: max(abs, rel × larger count)
+    reconcile_rel: float = 0.05
+    foreign_host_min: int = 20  # hits from unregistered hostnames that make a site incomplete
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
