@@ -12,7 +12,9 @@ takes every ``*.log`` in the directory whose lock it can get — its own sealed 
 files left by processes that died — applies their records in order, and deletes each file
 once every record in it was applied. The apply function must be idempotent per batch id
 (the PostgreSQL store records batch ids in ``spool_batches`` in the same transaction as
-the rows), so a file replayed twice, or by two processes, adds nothing twice.
+the rows), so a file replayed twice, or by two processes, adds nothing twice. A record the
+database refuses for its content (not an outage) goes to ``rejected.log`` so it cannot
+block the records behind it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import logging
 import os
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -74,7 +77,8 @@ class Spool:
 
     def _open(self) -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"spool-{os.getpid()}-{uuid.uuid4().hex}.log"
+        # names sort in creation order (file mtimes can tie)
+        path = self.dir / f"spool-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         dfd = os.open(self.dir, os.O_RDONLY)
@@ -115,7 +119,7 @@ class Spool:
     def files(self) -> list[Path]:
         if not self.dir.is_dir():
             return []
-        return sorted(self.dir.glob("spool-*.log"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return sorted(self.dir.glob("spool-*.log"))
 
     async def replay(self, apply: Apply) -> int:
         """Seal the active file and apply every replayable file; return batches applied.
@@ -147,6 +151,18 @@ class Spool:
             finally:
                 os.close(fd)
         return applied
+
+    def reject(self, batch_id: str, hits: Hits, dropped: Dropped, reason: str) -> None:
+        """Keep a batch the database refuses (not an outage: bad data) out of the replay,
+        in ``rejected.log`` beside the spool, for a person to look at."""
+        log.error("spooled batch %s refused by the database, kept in rejected.log: %s",
+                  batch_id, reason)
+        fd = os.open(self.dir / "rejected.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, encode(batch_id, hits, dropped))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def pending_bytes(self) -> int:
         total = 0

@@ -128,3 +128,21 @@ async def test_postgres_outage_every_acknowledged_hit_exactly_once(
     assert sorted(counts) == sorted(f"/p/{i}" for i in acked)
     assert set(counts.values()) == {1}
     assert list((tmp_path / "spool").glob("*.log")) == []
+
+
+async def test_replay_sets_aside_a_batch_the_database_refuses(db, tmp_path: Path) -> None:
+    from collector.store.postgres import PostgresDatabase
+
+    if not isinstance(db, PostgresDatabase):
+        import pytest
+
+        pytest.skip("PostgreSQL only")
+    from test_store import hit
+
+    db.spool = Spool(tmp_path)
+    await db.spool.append("bad", [list(hit(visitor="not a number"))], [])
+    await db.spool.append("good", [list(hit(path="/ok"))], [])
+    assert await db.replay_spool() == 2
+    assert await db.fetch_all("SELECT path FROM hits") == [{"path": "/ok"}]
+    assert [r["id"] for r in records((tmp_path / "rejected.log").read_bytes())] == ["bad"]
+    assert await db.replay_spool() == 0  # nothing left to replay

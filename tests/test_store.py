@@ -126,11 +126,8 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
         pytest.skip("PostgreSQL only")
     dbs = [await open_database(database_url) for _ in range(3)]
     try:
-        await dbs[0].execute("DELETE FROM schema_migrations")
-        await dbs[0].execute("DROP TABLE salts")
-        await dbs[0].execute("DROP TABLE spool_batches, dropped, hits, site_hosts, sites, "
-                             "agencies, settings CASCADE")
-        await dbs[0].execute("DROP FUNCTION round(double precision, integer)")
+        await dbs[0].execute("DROP SCHEMA public CASCADE")
+        await dbs[0].execute("CREATE SCHEMA public")
         results = await asyncio.gather(*(d.migrate() for d in dbs))
         files = [p.stem for p in migration_files("postgres")]
         assert sorted(results, key=len) == [[], [], files]  # one applied them, once

@@ -54,15 +54,21 @@ HITS_LOCK = 0x6769616D_0003
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))
 SPOOL_BATCH_DAYS = 7  # batch ids older than this are pruned from spool_batches
 
-# the server is unreachable (not: the statement is wrong) — these are spooled
+# the server is unreachable or the connection broke (not: the data is wrong) — spooled
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
-    asyncpg.InterfaceError,
+    asyncpg.InterfaceError,  # connection closed / does not exist (DataError excluded below)
+    asyncpg.exceptions.InternalClientError,  # protocol state broken by a dropped connection
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections
 )
+
+
+def is_outage(e: BaseException) -> bool:
+    """Whether ``e`` means the database is away (retry later) rather than a bad batch."""
+    return isinstance(e, CONNECTION_ERRORS) and not isinstance(e, asyncpg.DataError)
 
 _ADD_DROPPED = (
     "INSERT INTO dropped (site_id, day, reason, host, n) VALUES ($1, $2, $3, $4, $5) "
@@ -290,7 +296,9 @@ class PostgresDatabase:
             try:
                 await self._write(batch_id, hits, dropped)
                 return
-            except CONNECTION_ERRORS as e:
+            except Exception as e:
+                if not is_outage(e):
+                    raise  # a bad batch: refused (503), not spooled
                 self.degraded = True
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.error("PostgreSQL unreachable (%s): spooling hits to %s",
@@ -305,7 +313,13 @@ class PostgresDatabase:
     async def _apply_spooled(
         self, batch_id: str, hits: list[list[Any]], dropped: list[list[Any]]
     ) -> None:
-        await self._write(batch_id, hits, dropped)
+        try:
+            await self._write(batch_id, hits, dropped)
+        except Exception as e:
+            if is_outage(e):
+                raise
+            assert self.spool is not None
+            self.spool.reject(batch_id, hits, dropped, f"{type(e).__name__}: {e}")
 
     async def replay_spool(self) -> int:
         """Apply every replayable spool file now; raises if the server is still away."""
@@ -318,14 +332,14 @@ class PostgresDatabase:
         while not self._closing:
             try:
                 n = await self.replay_spool()
-            except CONNECTION_ERRORS as e:
+            except Exception as e:
+                if not is_outage(e):
+                    log.exception("spool replay failed; retrying")
+                    await asyncio.sleep(5.0)
+                    continue
                 self.last_error = f"{type(e).__name__}: {e}"
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                continue
-            except Exception:
-                log.exception("spool replay failed; retrying")
-                await asyncio.sleep(5.0)
                 continue
             if n:
                 log.warning("replayed %d spooled batch(es) into PostgreSQL", n)
