@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from collector.store import HIT_COLUMNS, Database, migration_files, open_database
-from collector.store.postgres import HITS_LOCK, PostgresDatabase, month_start, rebind
+from collector.store.postgres import PostgresDatabase, month_start, rebind
 from collector.tracking import local_day
 
 
@@ -136,14 +136,25 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
             await d.close()
 
 
-async def test_horizon_waits_for_inflight_batch(pg: PostgresDatabase) -> None:
-    """A batch holding a low id but not yet committed keeps the horizon below it."""
+INSERTS = {
+    "hits": ("INSERT INTO hits (site_id, ts, day, kind, visitor, host, path, url) "
+             "VALUES (47, $1, 'd', 'pageview', 1, 'h', '/', 'u')"),
+    "dossiers": ("INSERT INTO dossiers (site_id, ts, day, dossier, profile, service, status, "
+                 "reception, payment, level, from_dvcqg, dvcbc) "
+                 "VALUES (48, $1, 'd', 'x', 'p', '1.001', 1, 1, 0, 4, 0, 0)"),
+}
+
+
+@pytest.mark.parametrize("table", ["hits", "dossiers"])
+async def test_horizon_waits_for_inflight_insert(pg: PostgresDatabase, table: str) -> None:
+    """An insert holding a low id but not yet committed keeps the horizon below it, even
+    when a later insert (higher id) has committed already."""
     async with pg.pool.acquire() as slow, slow.transaction():
-        await slow.execute("SELECT pg_advisory_xact_lock_shared($1)", HITS_LOCK)
-        await slow.execute(
-            "INSERT INTO hits (site_id, ts, day, kind, visitor, host, path, url) "
-            "VALUES (47, $1, 'd', 'pageview', 1, 'h', '/', 'u')", month_start(2026, 11))
-        horizon = asyncio.create_task(pg.hits_horizon())
+        await slow.execute(INSERTS[table].replace("'x'", "'slow'"), month_start(2026, 11))
+        async with pg.pool.acquire() as fast:  # commits a higher id first
+            await fast.execute(INSERTS[table], month_start(2026, 11))
+        horizon = asyncio.create_task(pg.horizon(table))
         await asyncio.sleep(0.2)
         assert not horizon.done()  # waits: the in-flight id must not be skipped
-    assert await horizon == (await pg.fetch_one("SELECT max(id) AS m FROM hits"))["m"]
+    ids = [r["id"] for r in await pg.fetch_all(f"SELECT id FROM {table} ORDER BY id")]
+    assert len(ids) == 2 and await horizon == max(ids)

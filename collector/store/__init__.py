@@ -46,10 +46,14 @@ class Database(Queries, Protocol):
     ) -> None:
         """Insert hit rows (in ``HIT_COLUMNS`` order) and add drop counts, in one transaction."""
 
+    async def horizon(self, table: str = "hits") -> int:
+        """The highest id of ``table`` (``hits`` or ``dossiers``) below which no row can still
+        appear: an incremental rollup reads ``id > watermark AND id <= horizon``. On
+        PostgreSQL concurrent collectors commit ids out of order; this waits for inserts in
+        flight and returns a safe id."""
+
     async def hits_horizon(self) -> int:
-        """The highest hit id below which no hit can still appear (an incremental rollup
-        reads ``id > watermark AND id <= horizon``). On PostgreSQL concurrent collectors
-        commit ids out of order; this waits for in-flight batches and returns a safe id."""
+        """``horizon("hits")``."""
 
     async def migrate(self) -> list[str]:
         """Apply pending numbered migrations; return the names applied."""

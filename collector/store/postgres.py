@@ -12,11 +12,12 @@
   month partition when it is created. :meth:`drop_partitions_before` is retention.
 - Migrations (``migrations/postgres/NNNN_*.sql``) run each in its own transaction under a
   session advisory lock, so collectors starting at once migrate once.
-- Rollup horizon: writers hold a *shared* transaction advisory lock while they insert
-  hits; :meth:`hits_horizon` takes the same lock *exclusively* for one statement, so at
-  that instant no insert is in flight and every id up to the sequence's last value is
-  committed or will never appear. Rollups read ``id <= horizon``, never past a hole that
-  a slower collector may still fill. :meth:`advisory_lock` serialises rollup runners.
+- Rollup horizon: every insert into ``hits`` / ``dossiers`` holds a *shared* transaction
+  advisory lock (a statement trigger, 0001_init.sql) until it commits; :meth:`horizon`
+  takes the same lock *exclusively* for one statement, so at that instant no insert is
+  in flight and every id up to the sequence's last value is committed or will never
+  appear. Rollups read ``id <= horizon``, never past a hole that a slower collector may
+  still fill. :meth:`advisory_lock` (inside a transaction) serialises rollup runners.
 - Connection loss: with a spool directory, a batch that cannot be written because the
   server is unreachable is appended to the local spool (:mod:`collector.spool`, fsynced)
   and acknowledged; while degraded, batches go straight to the spool and a background
@@ -50,7 +51,6 @@ POOL_MAX = 8
 CONNECT_TIMEOUT = 3.0
 MIGRATE_LOCK = 0x6769616D_0001  # advisory lock keys: "giam" + n
 PARTITION_LOCK = 0x6769616D_0002
-HITS_LOCK = 0x6769616D_0003
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))
 SPOOL_BATCH_DAYS = 7  # batch ids older than this are pruned from spool_batches
 
@@ -75,10 +75,9 @@ _ADD_DROPPED = (
     "ON CONFLICT (site_id, day, reason, host) DO UPDATE SET n = dropped.n + excluded.n"
 )
 _CLAIM_BATCH = (
-    "INSERT INTO spool_batches (batch_id, at) "
-    "SELECT $1, $2 FROM (SELECT pg_advisory_xact_lock_shared($3)) AS barrier "
-    "ON CONFLICT (batch_id) DO NOTHING"
+    "INSERT INTO spool_batches (batch_id, at) VALUES ($1, $2) ON CONFLICT (batch_id) DO NOTHING"
 )
+BARRIER_CLASS = 26473  # first key of the insert-barrier advisory locks (0001_init.sql)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
@@ -256,14 +255,27 @@ class PostgresDatabase:
 
     # -- rollup support ----------------------------------------------------------------
 
-    async def hits_horizon(self) -> int:
-        """The highest hit id such that no hit with a lower id can still be committed."""
+    async def horizon(self, table: str = "hits") -> int:
+        """The highest id of ``table`` such that no row with a lower id can still appear.
+
+        Waits for inserts in flight (they hold the table's insert barrier, a shared lock
+        taken by a trigger), holds the barrier exclusively for one statement, and reads the
+        id sequence. Ids of rolled-back inserts are holes that stay empty.
+        """
+        if not _NAME.fullmatch(table):
+            raise ValueError(f"not a table name: {table!r}")
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", HITS_LOCK)
-            seq = await conn.fetchval(
-                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM hits_id_seq"
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", BARRIER_CLASS, table
             )
-            return int(seq)
+            seq = await conn.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table)
+            value = await conn.fetchval(
+                f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {seq}"
+            )
+            return int(value)
+
+    async def hits_horizon(self) -> int:
+        return await self.horizon("hits")
 
     # -- group commit --------------------------------------------------------------------
 
@@ -272,9 +284,7 @@ class PostgresDatabase:
     ) -> bool:
         """One batch in one transaction; False if this batch id was written before."""
         async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                _CLAIM_BATCH, batch_id, int(time.time() * 1000), HITS_LOCK
-            )
+            status = await conn.execute(_CLAIM_BATCH, batch_id, int(time.time() * 1000))
             if _rowcount(status) == 0:
                 return False
             if hits:

@@ -133,10 +133,16 @@ class SQLiteDatabase:
         async with self._borrow() as conn:
             await _Queries(conn).execute_many(sql, rows)
 
-    async def hits_horizon(self) -> int:
-        """The highest committed hit id: SQLite assigns ids under its single write lock."""
-        row = await self.fetch_one("SELECT coalesce(max(id), 0) AS id FROM hits")
+    async def horizon(self, table: str = "hits") -> int:
+        """The highest committed id of ``table``: SQLite assigns ids under its single write
+        lock, so ids commit in order and nothing can appear below ``max(id)``."""
+        if not table.isidentifier():
+            raise ValueError(f"not a table name: {table!r}")
+        row = await self.fetch_one(f"SELECT coalesce(max(id), 0) AS id FROM {table}")
         return int(row["id"]) if row else 0
+
+    async def hits_horizon(self) -> int:
+        return await self.horizon("hits")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Queries]:

@@ -77,6 +77,21 @@ CREATE TABLE hits (
 ALTER SEQUENCE hits_id_seq OWNED BY hits.id;
 CREATE TABLE hits_default PARTITION OF hits DEFAULT;
 
+-- Insert barrier for incremental rollups. Concurrent collectors commit ids out of order,
+-- so "every id <= max(id) is committed" does not hold. Every INSERT/COPY into a table
+-- with this trigger first takes a shared transaction advisory lock named after the
+-- table; the store's horizon(table) takes it exclusively for one statement and reads
+-- the id sequence: at that instant no insert is in flight, so no id at or below the
+-- sequence's value can still appear.
+CREATE FUNCTION giamsat_insert_barrier() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(26473, hashtext(TG_TABLE_NAME));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER hits_insert_barrier BEFORE INSERT ON hits
+  FOR EACH STATEMENT EXECUTE FUNCTION giamsat_insert_barrier();
+
 CREATE TABLE dropped (
   site_id bigint NOT NULL,
   day     text NOT NULL,
