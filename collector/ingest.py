@@ -49,7 +49,7 @@ class Ingest:
         self.writer.drop(e.site_id, local_day(now_ms), e.reason, e.host)
         return Response(
             e.reason + "\n", e.status, media_type="text/plain",
-            headers={"x-giamsat-error": e.reason, **NO_STORE},
+            headers={"x-giamsat-error": _header(e.reason), **NO_STORE},
         )
 
     async def _row(self, params: dict[str, str], request: Request, ip: str, now_ms: int) -> tuple:
@@ -59,7 +59,12 @@ class Ingest:
             params, self.sites.hosts, now_ms,
             request.headers.get("user-agent", ""), request.headers.get("accept-language", ""),
         )
-        return await self.enricher.row(hit, ip)
+        try:
+            return await self.enricher.row(hit, ip)
+        except InvalidHit:
+            raise
+        except Exception as e:  # the salt could not be read or written
+            raise Unavailable(str(e)) from e
 
     async def __call__(self, request: Request) -> Response:
         now_ms = int(time.time() * 1000)
@@ -78,16 +83,11 @@ class Ingest:
                 params = parse_query(request.scope["query_string"])
                 params.update(parse_query(body))
                 rows = [await self._row(params, request, ip, now_ms)]
+            await self.writer.submit(rows)
         except InvalidHit as e:
             return self._refuse(e, now_ms)
-        try:
-            await self.writer.submit(rows)
         except Unavailable as e:
-            return Response(
-                "storage unavailable, retry\n", 503, media_type="text/plain",
-                headers={"retry-after": "5", "x-giamsat-error": f"storage unavailable: {e}"[:200],
-                         **NO_STORE},
-            )
+            return _unavailable(e)
         if request.method == "GET" and params.get("send_image") != "0":
             return Response(GIF, 200, media_type="image/gif", headers=NO_STORE)
         return Response(status_code=204, headers=NO_STORE)
@@ -110,31 +110,42 @@ class Ingest:
             raise InvalidHit("malformed JSON") from None
         reqs = doc.get("requests") if isinstance(doc, dict) else None
         if not isinstance(reqs, list) or not all(isinstance(r, str) for r in reqs):
-            raise InvalidHit('bulk: expected {"requests": ["?idsite=…", …]}')
+            raise InvalidHit('bulk: expected {"requests": ["?idsite=...", ...]}')
         if not reqs or len(reqs) > MAX_BULK:
             raise InvalidHit(f"bulk: expected 1 to {MAX_BULK} requests")
         rows, invalid = [], []
-        for i, qs in enumerate(reqs):
-            try:
-                params = parse_query(qs.split("?", 1)[-1])
-                rows.append(await self._row(params, request, ip, now_ms))
-            except InvalidHit as e:
-                self.writer.drop(e.site_id, local_day(now_ms), e.reason, e.host)
-                invalid.append({"index": i, "status": e.status, "reason": e.reason})
-        if rows:
-            try:
+        try:
+            for i, qs in enumerate(reqs):
+                try:
+                    params = parse_query(qs.split("?", 1)[-1])
+                    rows.append(await self._row(params, request, ip, now_ms))
+                except InvalidHit as e:
+                    self.writer.drop(e.site_id, local_day(now_ms), e.reason, e.host)
+                    invalid.append({"index": i, "status": e.status, "reason": e.reason})
+            if rows:
                 await self.writer.submit(rows)
-            except Unavailable:
-                return JSONResponse(
-                    {"status": "error", "reason": "storage unavailable, retry"}, 503,
-                    headers={"retry-after": "5", **NO_STORE},
-                )
+        except Unavailable as e:
+            return _unavailable(e)
         status = 200 if rows else 400
         headers = dict(NO_STORE)
         if invalid:
-            headers["x-giamsat-error"] = f"{len(invalid)} invalid: {invalid[0]['reason']}"
+            headers["x-giamsat-error"] = _header(f"{len(invalid)} invalid: {invalid[0]['reason']}")
         return JSONResponse(
             {"status": "success" if rows else "error", "tracked": len(rows),
              "invalid": len(invalid), "invalid_requests": invalid},
             status, headers=headers,
         )
+
+
+def _header(text: str) -> str:
+    """A header value: one line of printable ASCII (HTTP headers are not UTF-8)."""
+    return text.encode("ascii", "backslashreplace").decode()[:200].replace("\n", " ")
+
+
+def _unavailable(e: Unavailable) -> Response:
+    """Storage could not commit: nothing was acknowledged, the sender should retry."""
+    return Response(
+        "storage unavailable, retry\n", 503, media_type="text/plain",
+        headers={"retry-after": "5", "x-giamsat-error": _header(f"storage unavailable: {e}"),
+                 **NO_STORE},
+    )

@@ -64,7 +64,7 @@ def clean_url(url: str) -> str:
         kept = [
             (k, v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() not in PERSONAL_PARAMS and not has_personal_data(v)
+            if k.lower() not in PERSONAL_PARAMS and not has_personal_data(f"{k}={v}")
         ]
         query = urlencode(kept)
     netloc = parts.netloc.rsplit("@", 1)[-1]  # never keep user:password@

@@ -104,12 +104,15 @@ def local_day(ts_ms: int) -> str:
 def parse_query(raw: bytes | str) -> dict[str, str]:
     """Decode a query string or form body strictly; the last value of a repeated key wins."""
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        # a str (bulk JSON) may hold lone surrogates, which no database can store
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode()
+        if "\x00" in text or "%00" in text:
+            raise InvalidHit("malformed encoding: NUL character")
         pairs = parse_qsl(
             text.lstrip("?"), keep_blank_values=True, encoding="utf-8", errors="strict",
             max_num_fields=MAX_FIELDS,
         )
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, UnicodeEncodeError):
         raise InvalidHit("malformed encoding: not UTF-8") from None
     except ValueError:
         raise InvalidHit(f"too many parameters (more than {MAX_FIELDS})") from None
@@ -120,7 +123,7 @@ def _site_id(params: Mapping[str, str]) -> int:
     raw = params.get("idsite", "").strip()
     if not raw:
         raise InvalidHit("idsite missing")
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise InvalidHit("idsite invalid: expected a number")
     return int(raw)
 
@@ -158,7 +161,9 @@ def parse_hit(
 ) -> Hit:
     """One Matomo-style hit → :class:`Hit`, or :class:`InvalidHit` with the reason."""
     if params.get("rec") != "1":
-        raise InvalidHit("rec missing: expected rec=1")
+        raw = params.get("idsite", "")
+        known = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+        raise InvalidHit("rec missing: expected rec=1", site_id=known if known in sites else 0)
     site_id = _site_id(params)
     hosts = sites.get(site_id)
     if hosts is None:
