@@ -32,6 +32,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import os
 import re
 import time
 import uuid
@@ -227,6 +228,7 @@ class PostgresDatabase:
         pool = await asyncpg.create_pool(
             url, min_size=1, max_size=POOL_MAX, init=_init_connection,
             timeout=CONNECT_TIMEOUT, command_timeout=60,
+            server_settings={"application_name": f"giamsat {os.getpid()}"},
         )
         return cls(pool, Spool(spool_dir) if spool_dir else None)
 
