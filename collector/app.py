@@ -21,9 +21,12 @@ from starlette.routing import Route
 
 from collector.badge import badge
 from collector.config import Config
+from collector.dossiers import DossierFeed
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret
 from collector.ingest import Ingest
 from collector.registry import SiteIndex, load_agencies, load_demo
+from collector.retention import retention
+from collector.rollup import rollup
 from collector.store import Database, open_database
 from collector.writer import Writer
 
@@ -101,6 +104,18 @@ async def scan_sites(state: State) -> None:
     await scheduled_scan(state.db, state.config)
 
 
+async def run_rollup(state: State) -> None:
+    report = await rollup(state.db)
+    if report.hits or report.dossiers:
+        log.info("rollup: %s", report)
+
+
+async def run_retention(state: State) -> None:
+    report = await retention(state.db, state.config.retention_days)
+    if report.hits_deleted or report.dossiers_deleted:
+        log.info("retention: %s", report)
+
+
 def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
     jobs = []
     if config.registry_refresh > 0:
@@ -109,6 +124,10 @@ def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
         jobs.append(every(3600, maintain_storage))
     if config.scan_interval > 0:
         jobs.append(every(config.scan_interval, scan_sites))
+    if config.rollup_interval > 0:
+        jobs.append(every(config.rollup_interval, run_rollup))
+        # retention after rollups: hourly, or as often as rollups if they are rarer
+        jobs.append(every(max(config.rollup_interval, 3600.0), run_retention))
     return jobs
 
 
@@ -138,9 +157,13 @@ async def healthz(request: Request) -> JSONResponse:
 def create_app(config: Config | None = None) -> Starlette:
     config = config or Config.from_env()
     holder: dict[str, Ingest] = {}
+    feeds: dict[str, DossierFeed] = {}
 
     async def tracking(request: Request):  # type: ignore[no-untyped-def]
         return await holder["ingest"](request)
+
+    async def dossier_feed(request: Request):  # type: ignore[no-untyped-def]
+        return await feeds["dossiers"](request)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -150,6 +173,8 @@ def create_app(config: Config | None = None) -> Starlette:
             state.sites, state.enricher, state.writer, max_body=config.max_body,
             trusted_proxies=frozenset(filter(None, config.trusted_proxies.split(","))),
         )
+        feeds["dossiers"] = DossierFeed(state.db, state.enricher.secret, state.sites,
+                                        state.writer, config.max_body)
         for job in background_jobs(config):
             state.tasks.append(asyncio.create_task(job(state)))
         try:
@@ -160,6 +185,7 @@ def create_app(config: Config | None = None) -> Starlette:
     routes = [
         Route("/tracking", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/matomo.php", tracking, methods=["GET", "POST", "OPTIONS"]),
+        Route("/TrackingMCDT", dossier_feed, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/badge/{site_id}.svg", badge),
     ]

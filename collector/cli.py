@@ -137,6 +137,64 @@ def cmd_snippet(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+@command("site token")
+def cmd_site_token(args: argparse.Namespace, config: Config) -> int:
+    from collector.dossiers import issue_token
+
+    try:
+        token = run_db(config, lambda db: issue_token(db, args.site_id))
+    except LookupError as e:
+        print(f"giamsat: {e}", file=sys.stderr)
+        return 2
+    print(f"# dossier feed token of site {args.site_id} (replaces any previous token; "
+          "shown once)", file=sys.stderr)
+    print(token)
+    return 0
+
+
+@command("rollup")
+def cmd_rollup(args: argparse.Namespace, config: Config) -> int:
+    import datetime as dt
+
+    from rich.progress import Progress
+
+    from collector.rollup import rebuild, rollup
+
+    if args.since:
+        try:
+            dt.date.fromisoformat(args.since)
+        except ValueError:
+            print("giamsat: --since: expected YYYY-MM-DD", file=sys.stderr)
+            return 2
+    with Progress(transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"rolling up {table}", total=total)
+            bar.update(tasks[table], completed=done, total=total)
+
+        async def run(db: Database) -> Any:
+            if args.since:
+                return await rebuild(db, args.since, args.batch, progress)
+            return await rollup(db, args.batch, progress)
+
+        report = run_db(config, run)
+    print(f"rollup: {report}")
+    if args.retention:
+        return cmd_retention(args, config)
+    return 0
+
+
+@command("retention")
+def cmd_retention(args: argparse.Namespace, config: Config) -> int:
+    from collector.retention import retention
+
+    report = run_db(config, lambda db: retention(db, config.retention_days))
+    print(f"retention: {report}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="giamsat", description=__doc__.splitlines()[0])
     p.add_argument("--database-url", help="SQLite path or postgresql://… (GIAMSAT_DATABASE_URL)")
@@ -166,6 +224,17 @@ def parser() -> argparse.ArgumentParser:
     imp = site.add_parser("import", help="import sites from CSV (idempotent)")
     imp.add_argument("file")
     site.add_parser("list", help="list registered sites")
+    tok = site.add_parser("token", help="create or rotate a site's dossier feed token")
+    tok.add_argument("site_id", type=int)
+
+    roll = sub.add_parser("rollup", help="roll new events up into the daily tables")
+    roll.add_argument("--since", help="recount every day from YYYY-MM-DD on (backfill)")
+    roll.add_argument("--batch", type=int, default=50_000, help="rows per transaction")
+    roll.add_argument("--retention", action="store_true",
+                      help="then delete raw rows older than --retention-days")
+    roll.add_argument("--retention-days", type=int)
+    ret = sub.add_parser("retention", help="delete rolled-up raw rows older than the age")
+    ret.add_argument("--retention-days", type=int)
 
     snip = sub.add_parser("snippet", help="print the embed HTML for a site")
     snip.add_argument("site_id", type=int)

@@ -1,0 +1,442 @@
+"""Incremental rollups: raw hits and dossier events → daily tables per site.
+
+Each run takes the rows above a watermark (``rollup_watermarks``: the last ``hits.id`` /
+``dossiers.id`` counted) in id-range batches; each batch is one transaction that updates
+the rollup tables *and* moves the watermark, so a crash loses nothing and counts nothing
+twice, and a second run with no new rows does nothing.
+
+Sessions. A visit is a run of hits of one visitor on one site with no gap over 30 minutes
+(a gap of exactly 30:00 continues the visit). Visitor ids are hashed with a salt that
+rotates at local midnight, so a visit never crosses midnight: at 00:00 the same browser
+becomes a new visitor and a new visit. Duration = last hit − first hit, heartbeats
+(``ping``) included; pings extend a visit but a run of pings alone is not a visit.
+Bounce = a visit with exactly one page view. Entry/exit page = path of the visit's first /
+last hit; source, referrer, campaign, browser, OS, device, province and hour are those of
+its first hit.
+
+Late events. Sessions depend on every hit of a visitor-day, so the rollup keeps one row
+per visit (``visits``). A batch collects the visitor-days its new hits touch, removes their
+old visits (subtracting their contribution from the rollups), recomputes their visits from
+raw hits with window functions, and adds the new contribution. A hit arriving after its
+day was rolled up therefore changes exactly what it should (e.g. merges two visits), and
+one run or many small runs give identical tables. Counters that do not depend on
+sessions (page views per path, DVC steps, ratings, events) are simply added per batch.
+
+Referrer sources: ``campaign`` (any utm_*/mtm_* parameter), ``direct`` (no referrer, or
+the site's own host), ``gov`` (``*.gov.vn``: other government portals), ``search``,
+``social`` (known hosts below), ``other``.
+
+Dossiers: counted on the day the collector received the event. Receipt figures
+(online / in person, full-process online = Level 4 received online, payment form) come
+from Status 1 events; results returned from Status 3 events.
+
+PostgreSQL with several collectors: ids are handed out before commit, so a run only
+reads ids of hits older than ``SETTLE_MS`` (a transaction that took longer would be
+missed). SQLite has one writer, ids commit in order, and no settling is needed.
+
+All SQL is portable (SQLite ≥ 3.40, PostgreSQL 15): window functions, upserts, no date
+functions — days are computed at ingest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collector.store import Database, Queries
+
+GAP_MS = 30 * 60 * 1000
+TZ_OFFSET_MS = 7 * 3600 * 1000
+BATCH = 50_000
+SETTLE_MS = 10_000
+
+SEARCH_HOSTS = (
+    "bing.com", "coccoc.com", "duckduckgo.com", "baidu.com", "search.yahoo.com",
+    "yahoo.com", "yandex.com", "yandex.ru", "ecosia.org", "search.brave.com", "ask.com",
+    "naver.com", "qwant.com", "startpage.com", "com.google.android.googlequicksearchbox",
+)
+SEARCH_PREFIXES = ("google.",)  # google.com, google.com.vn, …
+SOCIAL_HOSTS = (
+    "facebook.com", "m.facebook.com", "l.facebook.com", "lm.facebook.com", "fb.com",
+    "zalo.me", "chat.zalo.me", "id.zalo.me", "youtube.com", "m.youtube.com", "youtu.be",
+    "tiktok.com", "twitter.com", "x.com", "t.co", "linkedin.com", "lnkd.in",
+    "instagram.com", "l.instagram.com", "threads.net", "reddit.com", "pinterest.com",
+    "t.me", "telegram.org", "messenger.com", "com.facebook.katana", "com.zing.zalo",
+)
+SOURCES = ("direct", "search", "social", "gov", "campaign", "other")
+
+
+def classify_source(ref_host: str, host: str, utm_source: str = "", utm_medium: str = "",
+                    utm_campaign: str = "") -> str:
+    """The referrer source class of a hit (the Python twin of :data:`SOURCE_SQL`)."""
+    if utm_source or utm_medium or utm_campaign:
+        return "campaign"
+    if not ref_host or ref_host == host:
+        return "direct"
+    if ref_host == "gov.vn" or ref_host.endswith(".gov.vn"):
+        return "gov"
+    if ref_host in SEARCH_HOSTS or ref_host.startswith(SEARCH_PREFIXES):
+        return "search"
+    if ref_host in SOCIAL_HOSTS:
+        return "social"
+    return "other"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"  # constants, no user input
+
+
+SOURCE_SQL = (
+    "CASE WHEN h.utm_source <> '' OR h.utm_medium <> '' OR h.utm_campaign <> '' "
+    "THEN 'campaign' "
+    "WHEN h.ref_host = '' OR h.ref_host = h.host THEN 'direct' "
+    "WHEN h.ref_host = 'gov.vn' OR h.ref_host LIKE '%.gov.vn' THEN 'gov' "
+    f"WHEN {_in('h.ref_host', SEARCH_HOSTS)} "
+    + "".join(f"OR h.ref_host LIKE '{p}%' " for p in SEARCH_PREFIXES)
+    + "THEN 'search' "
+    f"WHEN {_in('h.ref_host', SOCIAL_HOSTS)} THEN 'social' ELSE 'other' END"
+)
+
+VISIT_COLUMNS = (
+    "site_id, day, visitor, start_ts, end_ts, first_visit, hits, pageviews, bounce, "
+    "entry_path, exit_path, source, referrer, campaign, browser, os, device, province, hour"
+)
+
+# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi).
+_SESSIONS = f"""
+INSERT INTO visits ({VISIT_COLUMNS})
+SELECT site_id, day, visitor, MIN(ts), MAX(ts),
+  CASE WHEN ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor ORDER BY MIN(ts)) = 1
+       THEN 1 ELSE 0 END,
+  COUNT(*), SUM(pv), CASE WHEN SUM(pv) = 1 THEN 1 ELSE 0 END,
+  MAX(CASE WHEN rn_first = 1 THEN path END), MAX(CASE WHEN rn_last = 1 THEN path END),
+  MAX(CASE WHEN rn_first = 1 THEN source END), MAX(CASE WHEN rn_first = 1 THEN referrer END),
+  MAX(CASE WHEN rn_first = 1 THEN campaign END), MAX(CASE WHEN rn_first = 1 THEN browser END),
+  MAX(CASE WHEN rn_first = 1 THEN os END), MAX(CASE WHEN rn_first = 1 THEN device END),
+  MAX(CASE WHEN rn_first = 1 THEN province END),
+  ((MIN(ts) + {TZ_OFFSET_MS}) / 3600000) % 24
+FROM (
+  SELECT n.*,
+    ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor, visit_no ORDER BY ts, id) AS rn_first,
+    ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor, visit_no
+                       ORDER BY ts DESC, id DESC) AS rn_last
+  FROM (
+    SELECT g.*, SUM(new_visit) OVER (PARTITION BY site_id, day, visitor ORDER BY ts, id
+                                     ROWS UNBOUNDED PRECEDING) AS visit_no
+    FROM (
+      SELECT h.id, h.site_id, h.day, h.visitor, h.ts, h.path,
+        {SOURCE_SQL} AS source,
+        CASE WHEN h.ref_host = h.host THEN '' ELSE h.ref_host END AS referrer,
+        h.utm_campaign AS campaign, h.browser, h.os, h.device, h.province,
+        CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END AS pv,
+        CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END AS counts,
+        CASE WHEN h.ts - LAG(h.ts) OVER (PARTITION BY h.site_id, h.day, h.visitor
+                                         ORDER BY h.ts, h.id) <= {GAP_MS}
+             THEN 0 ELSE 1 END AS new_visit
+      FROM hits h
+      JOIN rollup_pending p
+        ON p.site_id = h.site_id AND p.day = h.day AND p.visitor = h.visitor
+      WHERE h.id <= :hi
+    ) g
+  ) n
+) r
+GROUP BY site_id, day, visitor, visit_no
+HAVING SUM(counts) > 0
+"""
+
+_DELTA = (
+    "INSERT INTO rollup_visit_delta (sign, site_id, day, first_visit, pageviews, bounce, "
+    "duration, entry_path, exit_path, source, referrer, campaign, browser, os, device, "
+    "province, hour) "
+    "SELECT {sign}, v.site_id, v.day, v.first_visit, v.pageviews, v.bounce, "
+    "v.end_ts - v.start_ts, v.entry_path, v.exit_path, v.source, v.referrer, v.campaign, "
+    "v.browser, v.os, v.device, v.province, v.hour "
+    "FROM visits v JOIN rollup_pending p "
+    "ON p.site_id = v.site_id AND p.day = v.day AND p.visitor = v.visitor"
+)
+
+_DELETE_VISITS = (
+    "DELETE FROM visits WHERE EXISTS (SELECT 1 FROM rollup_pending p "
+    "WHERE p.site_id = visits.site_id AND p.day = visits.day AND p.visitor = visits.visitor)"
+)
+
+_SITE_DAY_VISITS = """
+INSERT INTO rollup_site_day (site_id, day, visits, visitors, pageviews, bounces, duration_ms)
+SELECT site_id, day, SUM(sign), SUM(sign * first_visit), SUM(sign * pageviews),
+       SUM(sign * bounce), SUM(sign * duration)
+FROM rollup_visit_delta WHERE 1 = 1 GROUP BY site_id, day
+ON CONFLICT (site_id, day) DO UPDATE SET
+  visits = rollup_site_day.visits + excluded.visits,
+  visitors = rollup_site_day.visitors + excluded.visitors,
+  pageviews = rollup_site_day.pageviews + excluded.pageviews,
+  bounces = rollup_site_day.bounces + excluded.bounces,
+  duration_ms = rollup_site_day.duration_ms + excluded.duration_ms
+"""
+
+_SITE_DAY_HITS = """
+INSERT INTO rollup_site_day (site_id, day, hits, events, outlinks, downloads)
+SELECT site_id, day, COUNT(*),
+  SUM(CASE WHEN kind IN ('event', 'dvc', 'rating') THEN 1 ELSE 0 END),
+  SUM(CASE WHEN kind = 'outlink' THEN 1 ELSE 0 END),
+  SUM(CASE WHEN kind = 'download' THEN 1 ELSE 0 END)
+FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day GROUP BY site_id, day
+ON CONFLICT (site_id, day) DO UPDATE SET
+  hits = rollup_site_day.hits + excluded.hits,
+  events = rollup_site_day.events + excluded.events,
+  outlinks = rollup_site_day.outlinks + excluded.outlinks,
+  downloads = rollup_site_day.downloads + excluded.downloads
+"""
+
+_DIM_UPSERT = """
+ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET
+  visits = rollup_dimensions.visits + excluded.visits,
+  pageviews = rollup_dimensions.pageviews + excluded.pageviews,
+  bounces = rollup_dimensions.bounces + excluded.bounces,
+  duration_ms = rollup_dimensions.duration_ms + excluded.duration_ms
+"""
+
+# visit-based dimensions: name → expression over rollup_visit_delta
+VISIT_DIMENSIONS = {
+    "entry": "entry_path",
+    "exit": "exit_path",
+    "source": "source",
+    "referrer": "referrer",
+    "campaign": "campaign",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+    "province": "province",
+    "hour": "CASE WHEN hour < 10 THEN '0' || CAST(hour AS TEXT) ELSE CAST(hour AS TEXT) END",
+}
+
+
+def _dim_sql(name: str, expr: str) -> str:
+    return (
+        "INSERT INTO rollup_dimensions "
+        "(site_id, dimension, day, value, visits, pageviews, bounces, duration_ms) "
+        f"SELECT site_id, '{name}', day, {expr}, SUM(sign), SUM(sign * pageviews), "
+        f"SUM(sign * bounce), SUM(sign * duration) FROM rollup_visit_delta WHERE 1 = 1 "
+        f"GROUP BY site_id, day, {expr}" + _DIM_UPSERT
+    )
+
+
+_DIM_VISITS = [_dim_sql(n, e) for n, e in VISIT_DIMENSIONS.items()]
+
+_DIM_PAGES = (
+    "INSERT INTO rollup_dimensions "
+    "(site_id, dimension, day, value, visits, pageviews, bounces, duration_ms) "
+    "SELECT site_id, 'page', day, path, 0, COUNT(*), 0, 0 FROM hits "
+    "WHERE id > :lo AND id <= :hi AND day >= :min_day AND kind = 'pageview' "
+    "GROUP BY site_id, day, path" + _DIM_UPSERT
+)
+
+_DROP_ZEROS = (
+    "DELETE FROM rollup_dimensions WHERE site_id = :site_id AND dimension = :dimension "
+    "AND day = :day AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
+)
+
+_DVC = """
+INSERT INTO rollup_dvc (site_id, day, service, views, submissions, other_steps, ratings,
+                        rating_sum, ratings_good)
+SELECT site_id, day, dvc_service,
+  SUM(CASE WHEN kind = 'dvc' AND dvc_state = -1 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN kind = 'dvc' AND dvc_state = 1 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN kind = 'dvc' AND dvc_state NOT IN (-1, 1) THEN 1 ELSE 0 END),
+  SUM(CASE WHEN kind = 'rating' THEN 1 ELSE 0 END),
+  SUM(CASE WHEN kind = 'rating' THEN CAST(e_v AS INTEGER) ELSE 0 END),
+  SUM(CASE WHEN kind = 'rating' AND e_v >= 4 THEN 1 ELSE 0 END)
+FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day AND kind IN ('dvc', 'rating')
+GROUP BY site_id, day, dvc_service
+ON CONFLICT (site_id, day, service) DO UPDATE SET
+  views = rollup_dvc.views + excluded.views,
+  submissions = rollup_dvc.submissions + excluded.submissions,
+  other_steps = rollup_dvc.other_steps + excluded.other_steps,
+  ratings = rollup_dvc.ratings + excluded.ratings,
+  rating_sum = rollup_dvc.rating_sum + excluded.rating_sum,
+  ratings_good = rollup_dvc.ratings_good + excluded.ratings_good
+"""
+
+_DOSSIERS = """
+INSERT INTO rollup_dossiers (site_id, day, service, events, received, received_online,
+  received_in_person, full_online, paid_online, paid_in_person, results)
+SELECT site_id, day, service, COUNT(*),
+  SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN status = 1 AND reception = 1 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN status = 1 AND reception = 2 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN status = 1 AND reception = 1 AND level = 4 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN status = 1 AND payment = 1 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN status = 1 AND payment = 2 THEN 1 ELSE 0 END),
+  SUM(CASE WHEN status = 3 THEN 1 ELSE 0 END)
+FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day
+GROUP BY site_id, day, service
+ON CONFLICT (site_id, day, service) DO UPDATE SET
+  events = rollup_dossiers.events + excluded.events,
+  received = rollup_dossiers.received + excluded.received,
+  received_online = rollup_dossiers.received_online + excluded.received_online,
+  received_in_person = rollup_dossiers.received_in_person + excluded.received_in_person,
+  full_online = rollup_dossiers.full_online + excluded.full_online,
+  paid_online = rollup_dossiers.paid_online + excluded.paid_online,
+  paid_in_person = rollup_dossiers.paid_in_person + excluded.paid_in_person,
+  results = rollup_dossiers.results + excluded.results
+"""
+
+ROLLUP_TABLES = ("rollup_site_day", "rollup_dimensions", "rollup_dvc", "rollup_dossiers",
+                 "visits")
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RollupReport:
+    """What a run did."""
+
+    hits: int = 0
+    dossiers: int = 0
+    batches: int = 0
+    visitor_days: int = 0
+    seconds: float = 0.0
+    hits_watermark: int = 0
+    dossiers_watermark: int = 0
+
+    def __str__(self) -> str:
+        rate = self.hits / self.seconds if self.seconds else 0.0
+        return (f"{self.hits} hits, {self.dossiers} dossier events, {self.batches} batches, "
+                f"{self.visitor_days} visitor-days in {self.seconds:.2f} s ({rate:,.0f} hits/s)")
+
+
+async def _lock_watermark(q: Queries, name: str, now_ms: int) -> int:
+    # the UPDATE takes the row lock first (PostgreSQL), so concurrent runs serialise
+    await q.execute("UPDATE rollup_watermarks SET updated_ts = :now WHERE name = :name",
+                    {"now": now_ms, "name": name})
+    row = await q.fetch_one("SELECT last_id FROM rollup_watermarks WHERE name = :name",
+                            {"name": name})
+    return int(row["last_id"]) if row else 0
+
+
+async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
+    await q.execute("UPDATE rollup_watermarks SET last_id = :id WHERE name = :name",
+                    {"id": last_id, "name": name})
+
+
+async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
+    """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed."""
+    p = {"lo": lo, "hi": hi, "min_day": min_day}
+    await q.execute("DELETE FROM rollup_pending")
+    await q.execute("DELETE FROM rollup_visit_delta")
+    await q.execute(
+        "INSERT INTO rollup_pending (site_id, day, visitor) SELECT DISTINCT site_id, day, "
+        "visitor FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
+    await q.execute(_DELTA.format(sign=-1))
+    removed = await q.fetch_all(
+        "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
+    await q.execute(_DELETE_VISITS)
+    await q.execute(_SESSIONS, {"hi": hi})
+    await q.execute(_DELTA.format(sign=1))
+    await q.execute(_SITE_DAY_VISITS)
+    for sql in _DIM_VISITS:
+        await q.execute(sql)
+    await q.execute(_SITE_DAY_HITS, p)
+    await q.execute(_DIM_PAGES, p)
+    await q.execute(_DVC, p)
+    if removed:  # visits were replaced: values they no longer reach may now be all zero
+        await q.execute_many(_DROP_ZEROS, [
+            {"site_id": r["site_id"], "day": r["day"], "dimension": d}
+            for r in removed for d in VISIT_DIMENSIONS
+        ])
+    n = await q.fetch_one("SELECT COUNT(*) AS n FROM rollup_pending")
+    await q.execute("DELETE FROM rollup_pending")
+    await q.execute("DELETE FROM rollup_visit_delta")
+    return int(n["n"]) if n else 0
+
+
+async def _upper_bound(db: Database, table: str, lo: int, now_ms: int) -> int:
+    if db.dialect == "postgres":
+        row = await db.fetch_one(
+            f"SELECT MAX(id) AS m FROM {table} WHERE id > :lo AND ts <= :settled",
+            {"lo": lo, "settled": now_ms - SETTLE_MS})
+    else:
+        row = await db.fetch_one(f"SELECT MAX(id) AS m FROM {table}")
+    return int(row["m"]) if row and row["m"] is not None else lo
+
+
+async def _watermark(db: Database, name: str) -> int:
+    row = await db.fetch_one("SELECT last_id FROM rollup_watermarks WHERE name = :name",
+                             {"name": name})
+    return int(row["last_id"]) if row else 0
+
+
+async def _run_table(
+    db: Database, name: str, report: RollupReport, batch: int, min_day: str,
+    progress: Progress | None, now_ms: int,
+) -> None:
+    start = await _watermark(db, name)
+    top = await _upper_bound(db, name, start, now_ms)
+    while True:
+        async with db.transaction() as q:
+            lo = await _lock_watermark(q, name, now_ms)
+            hi = min(lo + batch, top)
+            if hi <= lo:
+                break
+            if name == "hits":
+                cnt = await q.fetch_one(
+                    "SELECT COUNT(*) AS n FROM hits WHERE id > :lo AND id <= :hi",
+                    {"lo": lo, "hi": hi})
+                report.visitor_days += await _hits_batch(q, lo, hi, min_day)
+                report.hits += int(cnt["n"]) if cnt else 0
+            else:
+                cnt = await q.fetch_one(
+                    "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi",
+                    {"lo": lo, "hi": hi})
+                await q.execute(_DOSSIERS, {"lo": lo, "hi": hi, "min_day": min_day})
+                report.dossiers += int(cnt["n"]) if cnt else 0
+            await _set_watermark(q, name, hi)
+        report.batches += 1
+        if progress is not None:
+            progress(name, hi - start, top - start)
+        if hi >= top:
+            break
+
+
+async def rollup(
+    db: Database, batch: int = BATCH, progress: Progress | None = None,
+    min_day: str = "",
+) -> RollupReport:
+    """Roll up every hit and dossier event above the watermarks, in id batches.
+
+    ``progress(table, done, total)`` is called after each batch (ids above the starting
+    watermark; ``table`` is ``hits`` then ``dossiers``).
+    ``min_day`` restricts the run to rows of that day or later (used by :func:`rebuild`).
+    """
+    t0 = time.perf_counter()
+    now_ms = int(time.time() * 1000)
+    report = RollupReport()
+    await _run_table(db, "hits", report, batch, min_day, progress, now_ms)
+    await _run_table(db, "dossiers", report, batch, min_day, progress, now_ms)
+    report.hits_watermark = await _watermark(db, "hits")
+    report.dossiers_watermark = await _watermark(db, "dossiers")
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+async def rebuild(
+    db: Database, since: str, batch: int = BATCH, progress: Progress | None = None,
+) -> RollupReport:
+    """Recount every day from ``since`` (YYYY-MM-DD) on: delete those rollup rows, then
+    roll the raw rows of those days up again, then continue with new rows.
+
+    Not one transaction (a long backfill must not block ingest): if it is interrupted,
+    run it again — it starts by deleting, so it is idempotent. Days whose raw hits were
+    already deleted by retention are left as they are.
+    """
+    first = await rollup(db, batch)  # everything older than `since` is counted first
+    oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")
+    if oldest and oldest["d"] and oldest["d"] > since:
+        since = oldest["d"]
+    async with db.transaction() as q:
+        for table in ROLLUP_TABLES:
+            await q.execute(f"DELETE FROM {table} WHERE day >= :since", {"since": since})
+        await q.execute("UPDATE rollup_watermarks SET last_id = 0")
+    report = await rollup(db, batch, progress, min_day=since)
+    report.seconds += first.seconds
+    return report
