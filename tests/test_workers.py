@@ -16,7 +16,7 @@ from conftest import UA_CHROME
 from collector.store import Database
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -48,7 +48,7 @@ async def wait_healthy(c: httpx.AsyncClient, proc: subprocess.Popen) -> None:
 
 
 async def test_serve_workers(db: Database, database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = serve(database_url, port, 2, tmp_path)
     try:
         if db.dialect == "sqlite":

@@ -444,8 +444,11 @@ class PostgresDatabase:
                         month_start(*_next_month(year, month))))
         return out
 
-    async def drop_partitions_before(self, cutoff_ms: int, max_id: int | None = None) -> list[str]:
-        """Retention: drop month partitions wholly older than ``cutoff_ms``.
+    async def drop_partitions_before(
+        self, cutoff_ms: int, max_id: int | None = None
+    ) -> list[tuple[str, int]]:
+        """Retention: drop month partitions wholly older than ``cutoff_ms``; returns
+        (partition, rows) dropped.
 
         With ``max_id`` (the rollup watermark) a partition is kept while it still holds
         hits that were not rolled up.
@@ -456,13 +459,12 @@ class PostgresDatabase:
                 continue
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
-                if max_id is not None:
-                    top = await conn.fetchval(f"SELECT max(id) FROM {name}")
-                    if top is not None and top > max_id:
-                        continue
+                top, rows = await conn.fetchrow(f"SELECT max(id), count(*) FROM {name}")
+                if max_id is not None and top is not None and top > max_id:
+                    continue
                 await conn.execute(f"ALTER TABLE hits DETACH PARTITION {name}")
                 await conn.execute(f"DROP TABLE {name}")
-            dropped.append(name)
+            dropped.append((name, rows))
         return dropped
 
     async def prune_batches(self, now_ms: int | None = None) -> int:
