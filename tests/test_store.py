@@ -159,3 +159,24 @@ async def test_horizon_waits_for_inflight_insert(pg: PostgresDatabase, table: st
         assert not horizon.done()  # waits: the in-flight id must not be skipped
     ids = [r["id"] for r in await pg.fetch_all(f"SELECT id FROM {table} ORDER BY id")]
     assert len(ids) == 2 and await horizon == max(ids)
+
+
+async def test_retention_drops_old_partitions_after_rollup(db: Database) -> None:
+    from collector.retention import retention
+    from collector.rollup import rollup
+
+    now = month_start(2026, 11) + 86_400_000
+    old = month_start(2025, 3) + 86_400_000  # > 400 days before `now`
+    if isinstance(db, PostgresDatabase):
+        await db.ensure_partitions(now_ms=old, ahead=0)
+    await db.write_batch([hit(ts=old), hit(ts=old + 1), hit(ts=now)], [])
+    report = await retention(db, 400, now_ms=now)
+    assert report.hits_deleted == 0  # nothing rolled up yet: nothing may go
+    await rollup(db)
+    report = await retention(db, 400, now_ms=now)
+    assert report.hits_deleted == 2
+    assert await db.fetch_all("SELECT ts FROM hits") == [{"ts": now}]
+    if isinstance(db, PostgresDatabase):
+        assert "hits_202503" not in [name for name, _lo, _hi in await db.partitions()]
+    days = await db.fetch_all("SELECT day, hits FROM rollup_site_day ORDER BY day")
+    assert [d["hits"] for d in days] == [2, 1]  # rollups stay
