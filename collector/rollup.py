@@ -376,14 +376,14 @@ async def _run_table(
                 break
             if name == "hits":
                 cnt = await q.fetch_one(
-                    "SELECT COUNT(*) AS n FROM hits WHERE id > :lo AND id <= :hi",
-                    {"lo": lo, "hi": hi})
+                    "SELECT COUNT(*) AS n FROM hits WHERE id > :lo AND id <= :hi "
+                    "AND day >= :min_day", {"lo": lo, "hi": hi, "min_day": min_day})
                 report.visitor_days += await _hits_batch(q, lo, hi, min_day)
                 report.hits += int(cnt["n"]) if cnt else 0
             else:
                 cnt = await q.fetch_one(
-                    "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi",
-                    {"lo": lo, "hi": hi})
+                    "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi "
+                    "AND day >= :min_day", {"lo": lo, "hi": hi, "min_day": min_day})
                 await q.execute(_DOSSIERS, {"lo": lo, "hi": hi, "min_day": min_day})
                 report.dossiers += int(cnt["n"]) if cnt else 0
             await _set_watermark(q, name, hi)
