@@ -42,6 +42,7 @@ def _run(config: Config, fn):  # type: ignore[no-untyped-def]
 
 
 def cmd_scan(args: argparse.Namespace, config: Config) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from collector.scan import ScanOptions, run_scans, save_target, scan_targets
@@ -62,7 +63,7 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
             return []
         with Progress(TextColumn("scan"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[last]}"), transient=True,
-                      file=sys.stderr) as bar:
+                      console=Console(stderr=True)) as bar:
             task = bar.add_task("scan", total=len(targets), last="")
             return await run_scans(
                 db, config, targets, opts,

@@ -67,9 +67,9 @@ MESSAGES: dict[str, tuple[str | None, str, str]] = {
                   "no valid hit ever received"),
     "snippet_absent": ("not_connected", "không tìm thấy mã giám sát trên trang chủ",
                        "no monitoring code on the home page"),
-    "snippet_absent_with_hits": ("incomplete",
-                                 "không tìm thấy mã giám sát trên trang chủ (chỉ có ở trang khác)",
-                                 "no monitoring code on the home page (hits come from other pages)"),
+    "snippet_absent_with_hits": (
+        "incomplete", "không tìm thấy mã giám sát trên trang chủ (chỉ có ở trang khác)",
+        "no monitoring code on the home page (hits come from other pages)"),
     "snippet_commented": ("incomplete", "mã giám sát bị chú thích (comment) trên {pages}",
                           "the monitoring code is commented out on {pages_en}"),
     "site_id_empty": ("incomplete", "setSiteId rỗng", "setSiteId is empty"),
