@@ -189,4 +189,8 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/badge/{site_id}.svg", badge),
     ]
+    # the report pages and stats API (reports imports collector, never the reverse)
+    from reports.web import routes as report_routes
+
+    routes.extend(report_routes())
     return Starlette(routes=routes, lifespan=lifespan)

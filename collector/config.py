@@ -72,6 +72,12 @@ class Config:
     reconcile_abs: int = 2  # reconciliation tolerance: max(abs, rel × larger count)
     reconcile_rel: float = 0.05
     foreign_host_min: int = 20  # hits from unregistered hostnames that make a site incomplete
+    # reports: pages anonymous visitors may read (overview, dvc, agencies, sites, compliance)
+    public_pages: str = "overview,compliance"
+    # reports: national targets drawn as reference lines (ratios)
+    target_online_rate: float = 0.5          # dossiers received online
+    target_full_online_procedures: float = 0.8  # procedures offered full-process online
+    target_satisfaction: float = 0.95        # share of ratings >= 4 (2026)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 Fmt = Callable[[float], str]
-COLORS = ("#0b5cab", "#9aa5b1", "#c0392b", "#2e7d32")
+COLORS = ("#0b5cab", "#6b7785", "#c0392b", "#2e7d32")
 
 
 def _e(text: object) -> str:
@@ -42,13 +42,15 @@ class RefLine:
 def line_chart(
     labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *, title: str,
     fmt: Fmt = lambda v: f"{v:g}", refs: Sequence[RefLine] = (), width: int = 760,
-    height: int = 220, y_max: float | None = None,
+    height: int = 220, y_max: float | None = None, integer: bool = False,
 ) -> Markup:
     """``series`` is ``[(name, values)]`` aligned on ``labels`` (x axis, already formatted)."""
     left, right, top, bottom = 56, 12, 14, 28
     w, h = width - left - right, height - top - bottom
     top_value = max([v for _, vals in series for v in vals] + [r.value for r in refs] + [0])
     ymax = y_max if y_max is not None else _nice_max(top_value)
+    if integer and ymax < 5:
+        ymax = 5
     n = max(len(labels), 1)
 
     def x(i: int) -> float:
@@ -62,8 +64,8 @@ def line_chart(
         f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{_e(title)}</title>",
     ]
-    for k in range(5):
-        v = ymax * k / 4
+    for k in range(6):
+        v = ymax * k / 5
         out.append(f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                    'class="grid"/>')
         out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" '
@@ -131,11 +133,13 @@ def bar_chart(
 
 
 def funnel(steps: Sequence[tuple[str, float]], *, title: str, fmt: Fmt = lambda v: f"{v:g}",
-           pct: Fmt = lambda r: f"{r * 100:.1f} %", width: int = 360) -> Markup:
-    """Stacked, centred bars narrowing from the first step; each shows value and share."""
-    bar, gap = 34, 8
+           pct: Fmt = lambda r: f"{r * 100:.1f} %", width: int = 520) -> Markup:
+    """One bar per step, scaled to the first step; each shows its value and its share of
+    the first step (a step may exceed the first: bars are capped, numbers are not)."""
+    bar, gap, label_w, value_w = 26, 10, 170, 120
     height = len(steps) * (bar + gap)
     first = steps[0][1] if steps and steps[0][1] else 0
+    w = width - label_w - value_w
     out = [
         f'<svg class="chart funnel" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -143,13 +147,14 @@ def funnel(steps: Sequence[tuple[str, float]], *, title: str, fmt: Fmt = lambda 
     ]
     for i, (label, v) in enumerate(steps):
         share = v / first if first else 0.0
-        bw = max(width * share, 2)
-        xx = (width - bw) / 2
+        bw = max(w * min(share, 1.0), 2)
         yy = i * (bar + gap)
-        text = f"{label}: {fmt(v)}" + (f" ({pct(share)})" if i else "")
-        out.append(f'<rect x="{xx:.1f}" y="{yy}" width="{bw:.1f}" height="{bar}" '
-                   f'fill="{COLORS[0]}" opacity="{1 - 0.25 * i:.2f}" rx="3"/>')
-        out.append(f'<text x="{width / 2}" y="{yy + bar / 2 + 5}" text-anchor="middle" '
-                   f'class="funnel-label">{_e(text)}</text>')
+        text = fmt(v) + (f" · {pct(share)}" if i else "")
+        out.append(f'<text x="{label_w - 8}" y="{yy + bar / 2 + 5}" text-anchor="end" '
+                   f'class="label">{_e(label)}</text>')
+        out.append(f'<rect x="{label_w}" y="{yy}" width="{bw:.1f}" height="{bar}" '
+                   f'fill="{COLORS[0]}" opacity="{1 - 0.2 * i:.2f}" rx="3"/>')
+        out.append(f'<text x="{label_w + bw + 6:.1f}" y="{yy + bar / 2 + 5}" '
+                   f'class="value">{_e(text)}</text>')
     out.append("</svg>")
     return Markup("".join(out))

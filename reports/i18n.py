@@ -211,3 +211,69 @@ def translator(lang: str):  # type: ignore[no-untyped-def]
     if lang == "vi":
         return lambda s: VI.get(s, s)
     return lambda s: s
+
+
+class Formats:
+    """Formatters bound to one language; templates get it as ``f``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.t = translator(lang)
+
+    def num(self, v: float | int | None, digits: int = 0) -> str:
+        return number(v, self.lang, digits)
+
+    def pct(self, v: float | None, digits: int = 1) -> str:
+        return percent(v, self.lang, digits)
+
+    def delta(self, v: float | None) -> str:
+        return delta(v, self.lang)
+
+    def dur(self, v: float | None) -> str:
+        return duration(v, self.lang)
+
+    def date(self, v: str | dt.date | None) -> str:
+        return date(v, self.lang)
+
+    def cell(self, v: object, kind: str) -> str:
+        if kind == "int":
+            return self.num(v)  # type: ignore[arg-type]
+        if kind == "num":
+            return self.num(v, 1)  # type: ignore[arg-type]
+        if kind == "pct":
+            return self.pct(v)  # type: ignore[arg-type]
+        if kind == "dur":
+            return self.dur(v)  # type: ignore[arg-type]
+        if kind == "date":
+            return self.date(v)  # type: ignore[arg-type]
+        return DASH if v is None or v == "" else str(v)
+
+
+VI.update({
+    "Avg. duration": "Thời gian TB",
+    "In person": "Trực tiếp",
+    "Online rate": "Tỷ lệ trực tuyến",
+    "Full-process rate": "Tỷ lệ toàn trình",
+    "Online payment": "Thanh toán trực tuyến",
+    "Received": "Tiếp nhận",
+    "Online": "Trực tuyến",
+    "Full-process": "Toàn trình",
+    "Monitoring of government portals": "Giám sát cổng thông tin, dịch vụ công",
+    "My agency": "Cơ quan của tôi",
+    "Referrers": "Trang giới thiệu",
+    "Search engines": "Công cụ tìm kiếm",
+    "Social networks": "Mạng xã hội",
+    "Government portals": "Cổng cơ quan nhà nước",
+    "Desktop": "Máy tính",
+    "Mobile": "Điện thoại",
+    "Tablet": "Máy tính bảng",
+    "Other": "Khác",
+    "Bad request": "Yêu cầu không hợp lệ",
+    "Error": "Lỗi",
+    "Registered hosts": "Tên miền đã đăng ký",
+    "Open a page of the site, then reload this page: the last hit shows once the next rollup "
+    "ran (about a minute). The compliance scanner checks the pages themselves: giamsat scan":
+        "Mở một trang của hệ thống rồi tải lại trang này: lượt ghi nhận gần nhất hiện ra sau "
+        "lần tổng hợp kế tiếp (khoảng một phút). Trình quét tuân thủ kiểm tra chính các trang: "
+        "giamsat scan",
+})

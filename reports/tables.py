@@ -39,6 +39,15 @@ class Table:
     # optional: where a row's first cell links to
     link: Callable[[dict[str, Any]], str] | None = None
 
+    @property
+    def link_key(self) -> str:
+        """The column whose cells link (first text column, else first code column)."""
+        for kind in ("text", "code"):
+            for c in self.columns:
+                if c.kind == kind:
+                    return c.key
+        return self.columns[0].key
+
     def json_obj(self) -> dict[str, Any]:
         return {"table": self.name, "title": self.title,
                 "columns": [c.key for c in self.columns],
