@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean setup test-setup
+.PHONY: run test lint bench clean setup test-setup snippet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: test-setup
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/snippet.py
+
+# rebuild snippet/dist/gov-tracking.min.js (node + npm; terser pinned by package-lock.json)
+snippet:
+	./snippet/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache giamsat.db giamsat.db-wal giamsat.db-shm

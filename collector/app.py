@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.assets import LOADER_PATHS, LoaderEndpoint
 from collector.badge import badge
 from collector.config import Config
 from collector.dossiers import DossierFeed
@@ -189,6 +190,12 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/badge/{site_id}.svg", badge),
     ]
+    loader = LoaderEndpoint()  # the built snippet, read and compressed once
+    routes += [Route(path, loader, methods=["GET", "HEAD"]) for path in LOADER_PATHS]
+    if config.demo:
+        from collector.demo import routes as demo_routes
+
+        routes += demo_routes
     # the report pages and stats API (reports imports collector, never the reverse)
     from reports.web import routes as report_routes
 
