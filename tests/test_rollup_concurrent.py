@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import hitrows as rows
 import httpx
 import pytest
-import rows
 from conftest import pg_admin, pg_url
 from test_workers import free_port, wait_healthy
 
