@@ -13,6 +13,12 @@ committed but never counted as answered).
 
     .venv/bin/python bench/ingest.py                       # 10 s per target, c = 8 and 32
     .venv/bin/python bench/ingest.py --duration 30 --connections 8 32 128
+    .venv/bin/python bench/ingest.py --db postgres         # + PostgreSQL, 1 and 2 workers
+
+``--db postgres`` measures, in the same run and beside the SQLite figures, the collector on
+PostgreSQL (a fresh database on ``GIAMSAT_BENCH_PG``, default the local server, dropped
+afterwards) with 1 and 2 uvicorn worker processes (``--workers 1 2``); 4 s per target and
+level by default to stay under a minute.
 """
 
 from __future__ import annotations
@@ -108,8 +114,9 @@ def start_bare(port: int) -> subprocess.Popen:
     )
 
 
-def start_collector(port: int, db: str) -> subprocess.Popen:
-    env = {**os.environ, "GIAMSAT_DATABASE_URL": db, "GIAMSAT_PORT": str(port)}
+def start_collector(port: int, db: str, workers: int = 1, spool: str = "") -> subprocess.Popen:
+    env = {**os.environ, "GIAMSAT_DATABASE_URL": db, "GIAMSAT_PORT": str(port),
+           "GIAMSAT_WORKERS": str(workers), "GIAMSAT_SPOOL_DIR": spool}
     cli = [sys.executable, "-m", "collector.cli"]
     subprocess.run(
         [*cli, "site", "add", "47", "--agency", "H26", "--kind", "portal",
@@ -186,16 +193,44 @@ async def _httpx_load(port: int, conns: int, duration: float, uas: list[str], pr
 
 
 def count_rows(db: str) -> int:
+    if db.startswith("postgresql://"):
+        return asyncio.run(_pg(db, "SELECT count(*) FROM hits"))
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
         return c.execute("SELECT count(*) FROM hits").fetchone()[0]
 
 
+PG_URL = os.environ.get("GIAMSAT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _pg(url: str, sql: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql) or 0
+    finally:
+        await conn.close()
+
+
+def pg_database(name: str) -> str:
+    """Create a fresh database ``name`` on the bench server; return its URL."""
+    asyncio.run(_pg(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_pg(PG_URL, f'CREATE DATABASE "{name}"'))
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per target and level")
+    p.add_argument("--duration", type=float, help="seconds per target and level "
+                   "(default 10, or 4 with --db postgres)")
     p.add_argument("--connections", type=int, nargs="+", default=[8, 32])
     p.add_argument("--loader", choices=["auto", "wrk", "httpx"], default="auto")
+    p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
+                   help="postgres: also measure PostgreSQL beside SQLite")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                   help="worker processes for the PostgreSQL collector (--db postgres)")
     args = p.parse_args()
+    duration = args.duration or (4.0 if args.db == "postgres" else 10.0)
     loader = args.loader
     if loader == "auto":
         loader = "wrk" if shutil.which("wrk") else "httpx"
@@ -204,48 +239,69 @@ def main() -> int:
     uas_file = os.path.join(tmp, "uas.lua")
     with open(uas_file, "w", encoding="utf-8") as f:
         f.write("return {\n" + "".join(f"  {json.dumps(u)},\n" for u in uas) + "}\n")
-    db = os.path.join(tmp, "bench.db")
-    bare_port, our_port = free_port(), free_port()
-    bare, ours = start_bare(bare_port), start_collector(our_port, db)
-    results = []
+    # targets: (label, database, workers); each gets its own server and database
+    targets = [("sqlite", os.path.join(tmp, "bench.db"), 1)]
+    pg_names = []
+    if args.db == "postgres":
+        for w in args.workers:
+            name = f"giamsat_bench_{os.getpid()}_{w}"
+            pg_names.append(name)
+            targets.append((f"pg×{w}", pg_database(name), w))
+    bare_port = free_port()
+    bare = start_bare(bare_port)
+    servers = []
+    for label, db, workers in targets:
+        port = free_port()
+        spool = os.path.join(tmp, f"spool-{label}")
+        servers.append((label, db, port, start_collector(port, db, workers, spool)))
+    results: dict[str, list[dict]] = {label: [] for label, *_ in targets}
+    ok = True
     try:
         wait_port(bare_port, bare)
-        wait_port(our_port, ours)
+        for _label, _db, port, proc in servers:
+            wait_port(port, proc)
+        time.sleep(1.0)  # every worker up
         print(f"loader: {loader}; {len(uas)} user agents; body ~{len(body(123456, 'c8'))} bytes; "
-              f"{args.duration:g} s per target and level")
+              f"{duration:g} s per target and level")
         for conns in args.connections:
-            row = {"c": conns}
-            for name, port in (("bare", bare_port), ("ours", our_port)):
-                prefix = f"c{conns}"
+            prefix = f"c{conns}"
+
+            def load(port: int, prefix: str = prefix, conns: int = conns) -> dict:
                 if loader == "wrk":
-                    r = run_wrk(port, conns, args.duration, uas_file, prefix)
-                else:
-                    r = asyncio.run(_httpx_load(port, conns, args.duration, uas, prefix))
-                row[name] = r
-            time.sleep(0.5)  # let hits in flight at the cut-off commit
-            before = sum(x["rows"] for x in results)
-            row["rows"] = count_rows(db) - before
-            results.append(row)
-            b, o = row["bare"], row["ours"]
-            extra = row["rows"] - o["ok"]
-            check = "ok" if 0 <= extra <= conns else "MISMATCH"
-            print(
-                f"c={conns:<4} bare {b['rps']:8.0f} req/s  ours {o['rps']:8.0f} req/s  "
-                f"ratio {o['rps'] / b['rps']:.2f}  | ours p50 {o['p50_ms']:.2f} ms "
-                f"p99 {o['p99_ms']:.2f} ms (bare p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f}) | "
-                f"2xx {o['ok']} non-2xx {o['bad']} rows {row['rows']} "
-                f"(+{extra} in flight at cut-off: {check})",
-                flush=True,
-            )
+                    return run_wrk(port, conns, duration, uas_file, prefix)
+                return asyncio.run(_httpx_load(port, conns, duration, uas, prefix))
+
+            b = load(bare_port)
+            print(f"c={conns:<4} bare {b['rps']:8.0f} req/s  p50 {b['p50_ms']:.2f} ms "
+                  f"p99 {b['p99_ms']:.2f} ms", flush=True)
+            for label, db, port, _proc in servers:
+                o = load(port)
+                time.sleep(0.5)  # let hits in flight at the cut-off commit
+                o["rows"] = count_rows(db) - sum(x["rows"] for x in results[label])
+                results[label].append(o)
+                extra = o["rows"] - o["ok"]
+                check = "ok" if 0 <= extra <= conns else "MISMATCH"
+                print(
+                    f"       {label:<7} {o['rps']:8.0f} req/s  ratio {o['rps'] / b['rps']:.2f}  "
+                    f"| p50 {o['p50_ms']:.2f} ms p99 {o['p99_ms']:.2f} ms | 2xx {o['ok']} "
+                    f"non-2xx {o['bad']} rows {o['rows']} (+{extra} in flight: {check})",
+                    flush=True,
+                )
     finally:
         stop(bare)
-        stop(ours)
-    total_ok = sum(r["ours"]["ok"] for r in results)
-    rows_after = count_rows(db)
-    print(f"after shutdown: rows {rows_after}, 2xx answered {total_ok}, "
-          f"{'every 2xx committed' if rows_after >= total_ok else 'MISSING ROWS'}")
+        for *_x, proc in servers:
+            stop(proc)
+    for label, db, _port, _proc in servers:
+        total_ok = sum(r["ok"] for r in results[label])
+        rows_after = count_rows(db)
+        good = rows_after >= total_ok
+        ok = ok and good
+        print(f"after shutdown ({label}): rows {rows_after}, 2xx answered {total_ok}, "
+              f"{'every 2xx committed' if good else 'MISSING ROWS'}")
+    for name in pg_names:
+        asyncio.run(_pg(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if rows_after >= total_ok else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -139,11 +139,12 @@ async def healthz(request: Request) -> JSONResponse:
         db_ok = True
     except Exception:
         db_ok = False
-    # PostgreSQL down but hits spooled locally: still accepting (200), reported degraded
+    # PostgreSQL down (or its spool not replayed yet) but a spool takes hits: still
+    # accepting, so 200, reported "degraded"; down without a spool: 503
     store = getattr(state.db, "health", lambda: {})()
-    spooling = bool(store.get("degraded")) and "spool" in store
+    accepting = db_ok or "spool" in store
     body = {
-        "status": "ok" if db_ok and not spooling else "degraded",
+        "status": "ok" if db_ok and not store.get("degraded") else "degraded",
         "database": state.db.dialect,
         "database_ok": db_ok,
         **({"store": store} if store else {}),
@@ -151,7 +152,7 @@ async def healthz(request: Request) -> JSONResponse:
                    "rows": state.writer.rows, "failures": state.writer.failures},
         "sites": len(state.sites.hosts),
     }
-    return JSONResponse(body, 200 if db_ok or spooling else 503,
+    return JSONResponse(body, 200 if accepting else 503,
                         headers={"cache-control": "no-store"})
 
 

@@ -371,7 +371,12 @@ async def _run_table(
     while True:
         async with db.transaction() as q:
             lo = await _lock_watermark(q, name, now_ms)
-            hi = min(lo + batch, top)
+            # a batch is `batch` rows, not ids: id sequences have gaps (PostgreSQL hands
+            # out ids to rolled-back inserts, and keeps counting after deletes)
+            row = await q.fetch_one(
+                f"SELECT id FROM {name} WHERE id > :lo AND id <= :top "
+                "ORDER BY id LIMIT 1 OFFSET :skip", {"lo": lo, "top": top, "skip": batch - 1})
+            hi = int(row["id"]) if row else top
             if hi <= lo:
                 break
             if name == "hits":

@@ -96,6 +96,8 @@ async def database_url(request: pytest.FixtureRequest, db_path: str) -> AsyncIte
     template = request.getfixturevalue("pg_template")
     name = f"giamsat_t_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    # tests need no durability: commits need not wait for the WAL flush (2-5x faster here)
+    await pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     try:
         yield pg_url(name)
     finally:
