@@ -180,3 +180,14 @@ async def test_retention_drops_old_partitions_after_rollup(db: Database) -> None
         assert "hits_202503" not in [name for name, _lo, _hi in await db.partitions()]
     days = await db.fetch_all("SELECT day, hits FROM rollup_site_day ORDER BY day")
     assert [d["hits"] for d in days] == [2, 1]  # rollups stay
+
+
+@pytest.mark.parametrize("n", [3, 250])  # one-statement path and COPY path
+async def test_a_batch_id_is_written_once(pg: PostgresDatabase, n: int) -> None:
+    hits = [hit(path=f"/{i}", e_v=float(i), dvc_state=i) for i in range(n)]
+    dropped = [(0, "2026-11-23", "bot", "", 2)]
+    assert await pg._write("batch-a", hits, dropped) is True
+    assert await pg._write("batch-a", hits, dropped) is False  # a replay adds nothing
+    assert await pg.fetch_one("SELECT count(*) AS n, sum(dvc_state) AS s FROM hits") == {
+        "n": n, "s": n * (n - 1) // 2}
+    assert await pg.fetch_all("SELECT n FROM dropped") == [{"n": 2}]

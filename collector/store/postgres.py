@@ -5,7 +5,9 @@
   and ``::`` casts. ``numeric`` results (``SUM`` of bigints, ``AVG``) come back as ``int``
   or ``float``, as SQLite gives them, never ``Decimal``.
 - Group commit (:meth:`write_batch`): one transaction per batch on a pooled connection:
-  the batch id into ``spool_batches``, hits through ``COPY``, drop counts by upsert.
+  the batch id into ``spool_batches``, the hits, the drop counts (upsert). Up to
+  ``COPY_MIN`` hits it is one statement (``unnest`` of arrays, CTEs) and one round trip;
+  bigger batches go through ``COPY``.
 - Raw hits are partitioned by local (UTC+7) month on ``ts``: ``hits_YYYYMM`` created
   ahead (:meth:`ensure_partitions`, on migrate and hourly from the app) and a DEFAULT
   partition so no hit is ever refused; rows that landed in DEFAULT are moved into a new
@@ -78,6 +80,22 @@ _ADD_DROPPED = (
 _CLAIM_BATCH = (
     "INSERT INTO spool_batches (batch_id, at) VALUES ($1, $2) ON CONFLICT (batch_id) DO NOTHING"
 )
+_HIT_TYPES = {"site_id": "bigint", "ts": "bigint", "visitor": "bigint", "dvc_state": "bigint",
+              "e_v": "double precision"}
+_N = len(HIT_COLUMNS)
+_WRITE_SMALL = (
+    "WITH claim AS (INSERT INTO spool_batches (batch_id, at) VALUES ($1, $2) "
+    "ON CONFLICT (batch_id) DO NOTHING RETURNING 1), "
+    f"h AS (INSERT INTO hits ({', '.join(HIT_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i + 3}::{_HIT_TYPES.get(c, 'text')}[]" for i, c in enumerate(HIT_COLUMNS))
+    + ") WHERE EXISTS (SELECT 1 FROM claim)), "
+    "d AS (INSERT INTO dropped (site_id, day, reason, host, n) SELECT * FROM unnest("
+    f"${_N + 3}::bigint[], ${_N + 4}::text[], ${_N + 5}::text[], ${_N + 6}::text[], "
+    f"${_N + 7}::bigint[]) WHERE EXISTS (SELECT 1 FROM claim) "
+    "ON CONFLICT (site_id, day, reason, host) DO UPDATE SET n = dropped.n + excluded.n) "
+    "SELECT count(*) FROM claim"
+)
+COPY_MIN = 200  # batches above this many hits go by COPY
 BARRIER_CLASS = 26473  # first key of the insert-barrier advisory locks (0001_init.sql)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -284,15 +302,30 @@ class PostgresDatabase:
     async def _write(
         self, batch_id: str, hits: Sequence[Sequence[Any]], dropped: Sequence[Sequence[Any]]
     ) -> bool:
-        """One batch in one transaction; False if this batch id was written before."""
+        """One batch in one transaction; False if this batch id was written before.
+
+        Small batches (the common case: light load, or many collectors) are one statement
+        in one round trip: the batch claim, the hits from arrays by ``unnest`` and the drop
+        counts as data-modifying CTEs, committed as one implicit transaction. Big batches
+        use ``COPY`` inside an explicit transaction (fewer bytes, faster per row).
+        """
+        now = int(time.time() * 1000)
+        if len(hits) <= COPY_MIN:
+            columns = [list(c) for c in zip(*hits, strict=True)] if hits else [
+                [] for _ in HIT_COLUMNS]
+            d_columns = [list(c) for c in zip(*dropped, strict=True)] if dropped else [
+                [] for _ in range(5)]
+            async with self.pool.acquire() as conn:
+                claimed = await conn.fetchval(
+                    _WRITE_SMALL, batch_id, now, *columns, *d_columns)
+            return bool(claimed)
         async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(_CLAIM_BATCH, batch_id, int(time.time() * 1000))
+            status = await conn.execute(_CLAIM_BATCH, batch_id, now)
             if _rowcount(status) == 0:
                 return False
-            if hits:
-                await conn.copy_records_to_table(
-                    "hits", records=[tuple(h) for h in hits], columns=HIT_COLUMNS
-                )
+            await conn.copy_records_to_table(
+                "hits", records=[tuple(h) for h in hits], columns=HIT_COLUMNS
+            )
             if dropped:
                 await conn.executemany(_ADD_DROPPED, [tuple(d) for d in dropped])
         return True
