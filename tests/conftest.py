@@ -142,7 +142,16 @@ async def client(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClien
             yield c
 
 
-PG_BIN = Path(os.environ.get("GIAMSAT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _pg_bin() -> Path:
+    """Debian's server binaries: ``GIAMSAT_TEST_PG_BIN`` or the newest /usr/lib/postgresql/N."""
+    if os.environ.get("GIAMSAT_TEST_PG_BIN"):
+        return Path(os.environ["GIAMSAT_TEST_PG_BIN"])
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                      key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 class PrivatePostgres:
