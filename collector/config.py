@@ -57,6 +57,9 @@ class Config:
     rollup_interval: float = 60.0
     # raw events older than this are deleted after they were rolled up
     retention_days: int = 400
+    # PostgreSQL: hits are spooled here (fsynced) while the database is unreachable;
+    # empty = no spool, hits are refused with 503 during an outage
+    spool_dir: str = "giamsat-spool"
     access_log: bool = False
     workers: int = 1
     # load the demo registry into an empty database (make run)

@@ -18,9 +18,16 @@ command -v wrk >/dev/null 2>&1 || apt_install wrk
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     apt_install postgresql
+    # a cluster we just created for tests: let the suite connect as postgres from
+    # 127.0.0.1 without a password (Debian's default is scram for TCP)
+    ver=$(ls /etc/postgresql | sort -V | tail -n 1)
+    hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    $SUDO sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
   fi
   ver=$(ls /etc/postgresql | sort -V | tail -n 1)
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432
+# the outage test runs its own throw-away server with these binaries
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_sync
 
 from collector.cli import main as cli_main
 from collector.compliance import compute
@@ -23,7 +24,7 @@ from collector.fixture_portals import (
 )
 from collector.scan import ScanOptions, run_scans
 from collector.scan_html import analyse_page, split_js
-from collector.store import Database
+from collector.store import Database, open_database
 from collector.tracking import local_day
 from tests.compliance_helpers import add_days, days, ensure_rollups, register
 
@@ -184,25 +185,30 @@ async def test_links_sample_when_no_sitemap_and_wrong_site_id(db: Database) -> N
     assert state == "incomplete"
 
 
-def test_cli_scan_saves_the_url_and_history(db_path: str, db: Database,
+def test_cli_scan_saves_the_url_and_history(database_url: str, db: Database,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     routes: dict[str, Route] = {}
     with PortalServer(routes) as server:
         routes["/"] = Route(page(snippet(47, EMC)))
-        argv = ["--database-url", db_path, "scan", "47", "--url", server.url("/"),
+        argv = ["--database-url", database_url, "scan", "47", "--url", server.url("/"),
                 "--save-url", "--timeout", "2", "--public-url", EMC]
         assert cli_main(argv) == 0
-        assert cli_main(["--database-url", db_path, "scan", "47", "--timeout", "2"]) == 0
+        assert cli_main(["--database-url", database_url, "scan", "47", "--timeout", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("47\tok\tsnippet=present") == 2
-    import sqlite3
 
-    conn = sqlite3.connect(db_path)
-    rows = conn.execute("SELECT base_url, snippet FROM scans WHERE site_id = 47").fetchall()
-    target = conn.execute("SELECT base_url FROM scan_targets WHERE site_id = 47").fetchone()
-    conn.close()
-    assert rows == [(server.url("/"), "present")] * 2
-    assert target == (server.url("/"),)
+    async def read() -> tuple[list[dict], dict | None]:
+        fresh = await open_database(database_url)
+        try:
+            return (await fresh.fetch_all("SELECT base_url, snippet FROM scans "
+                                          "WHERE site_id = 47 ORDER BY ts"),
+                    await fresh.fetch_one("SELECT base_url FROM scan_targets WHERE site_id = 47"))
+        finally:
+            await fresh.close()
+
+    rows, target = run_sync(read())
+    assert rows == [{"base_url": server.url("/"), "snippet": "present"}] * 2
+    assert target == {"base_url": server.url("/")}
 
 
 def test_js_comments_and_strings() -> None:
