@@ -16,9 +16,10 @@ Page status vocabulary: ``ok``, ``timeout``, ``dns_error``, ``tls_error``,
 ``connection_refused``, ``connection_error``, ``too_many_redirects``, ``http_<code>``
 (4xx/5xx), ``not_html``, ``error``.
 
-HTTPS enforced: for an ``https`` base, ``http://<host>/`` is fetched; 1 when it redirects to
-``https`` or plain HTTP is refused, 0 when it serves the page, NULL when unknown. For an
-``http`` base the home page itself is plaintext: 0.
+HTTPS enforced: for an ``https`` base, ``http://<host>/`` is requested once without
+following redirects; 1 when it redirects to an ``https:`` URL or plain HTTP is refused, 0 when
+it serves a page (or redirects to another ``http:`` URL), NULL when unknown. For an ``http``
+base: 1 if the home page ended on ``https``, else 0 (the page was served in plaintext).
 
 Site finding codes (``scans.findings``), over the home page and every sampled page read:
 ``home_unreachable`` · ``snippet_absent`` (home) · ``snippet_commented`` ·
@@ -199,16 +200,18 @@ async def _https_enforced(
 ) -> int | None:
     parts = urlsplit(base_url)
     if parts.scheme == "http":
-        return 0 if home.status == "ok" and home.final_url.startswith("http:") else (
-            1 if home.final_url.startswith("https:") else None)
-    plain = await fetch(client, parts._replace(scheme="http").geturl(), opts, gate, html=False)
-    if plain.status == "connection_refused":
-        return 1
-    if plain.final_url.startswith("https:"):
-        return 1
-    if plain.final_url.startswith("http:") and plain.status in ("ok", "not_html"):
-        return 0
-    return None
+        if home.final_url.startswith("https:"):
+            return 1
+        return 0 if home.status == "ok" else None
+    plain = parts._replace(scheme="http").geturl()
+    async with gate:
+        try:
+            r = await client.get(plain, follow_redirects=False)
+        except Exception as e:
+            return 1 if _classify(e) == "connection_refused" else None
+    if r.is_redirect:
+        return 1 if r.headers.get("location", "").startswith("https:") else 0
+    return 0 if r.status_code < 400 else None
 
 
 def site_findings(pages: list[Page], https_enforced: int | None) -> list[str]:

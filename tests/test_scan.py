@@ -271,3 +271,29 @@ def test_cli_compliance_and_reconcile(database_url: str, db: Database, tmp_path:
     out = capsys.readouterr().out
     assert "47\tH26\tnot_connected\tCổng TTĐT Hà Nội\tchưa nhận được dữ liệu" in out
     assert cli_main(["--database-url", database_url, "compliance", "--month", "03/2026"]) == 2
+
+
+async def test_https_enforced_probe() -> None:
+    import asyncio
+
+    import httpx
+
+    from collector.scan import Page, _https_enforced
+
+    routes: dict[str, Route] = {}
+    gate = asyncio.Semaphore(2)
+    with PortalServer(routes) as server:
+        https_base = server.url("/").replace("http:", "https:")
+        async with httpx.AsyncClient() as client:
+            routes["/"] = Route(status=301, headers={"location": https_base})
+            assert await _https_enforced(client, https_base, Page(https_base, "ok"), OPTS,
+                                         gate) == 1
+            routes["/"] = Route(page("plaintext"))
+            assert await _https_enforced(client, https_base, Page(https_base, "ok"), OPTS,
+                                         gate) == 0
+            routes["/"] = Route(status=302, headers={"location": server.url("/other")})
+            assert await _https_enforced(client, https_base, Page(https_base, "ok"), OPTS,
+                                         gate) == 0
+    refused = https_base  # the server is gone: plain HTTP refused
+    async with httpx.AsyncClient() as client:
+        assert await _https_enforced(client, refused, Page(refused, "ok"), OPTS, gate) == 1
