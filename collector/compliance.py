@@ -420,10 +420,11 @@ HISTORY_MAX_AGE_MS = 86_400_000
 
 async def monthly_counts(
     db: Database, config: Config, months: list[str], now_ms: int | None = None,
+    known: dict[str, Result] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Counts of required sites per state for each month (``compliance_months``): a closed
     month is read from the table unless its row is older than a day; the current month is
-    always computed (and stored)."""
+    always computed (and stored), or taken from ``known`` results computed just before."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     this_month = local_day(now_ms)[:7]
     stored = {r["month"]: r for r in await db.fetch_all(
@@ -434,7 +435,8 @@ async def monthly_counts(
         if row and m < this_month and now_ms - row["computed_ts"] < HISTORY_MAX_AGE_MS:
             out[m] = {st: int(row[st]) for st in STATES}
             continue
-        counts = (await compute(db, config, *month_period(m), now_ms)).counts()
+        result = (known or {}).get(m) or await compute(db, config, *month_period(m), now_ms)
+        counts = result.counts()
         await db.execute(
             "INSERT INTO compliance_months (month, computed_ts, not_connected, incomplete, "
             "interrupted, not_reconciled, compliant) VALUES (:m, :t, :not_connected, "

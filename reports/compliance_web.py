@@ -188,7 +188,8 @@ async def compliance_page(ctx: Ctx) -> Response:
     state = request.app.state.giamsat
     months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
     history = [{"month": m, "total": sum(c.values()), **c}
-               for m, c in (await monthly_counts(state.db, state.config, months)).items()]
+               for m, c in (await monthly_counts(state.db, state.config, months,
+                                                    known={month: result})).items()]
     counts = result.counts()
     return render(
         ctx, "compliance.html", tc=t, month=month, state_f=state_f, kind_f=kind_f,
