@@ -230,23 +230,24 @@ async def _in_chunks(db: Database, sql: str, ids: list[int], params: dict[str, A
 
 
 async def _latest_scans(db: Database, end_ms: int) -> dict[int, dict[str, Any]]:
+    """Each site's last scan at or before ``end_ms``: one index seek per site, so a long
+    scan history costs nothing."""
     rows = await db.fetch_all(
         "SELECT s.site_id, s.ts, s.base_url, s.home_status, s.https_enforced, s.snippet, "
         "s.site_id_found, s.site_id_state, s.tracker_url, s.loader, s.badge, s.pages, "
-        "s.pages_ok, s.pages_snippet, s.findings FROM scans s JOIN ("
-        "SELECT site_id, MAX(ts) AS ts FROM scans WHERE ts <= :t GROUP BY site_id"
-        ") l ON l.site_id = s.site_id AND l.ts = s.ts", {"t": end_ms})
+        "s.pages_ok, s.pages_snippet, s.findings FROM sites x JOIN scans s "
+        "ON s.site_id = x.id AND s.ts = (SELECT y.ts FROM scans y WHERE y.site_id = x.id "
+        "AND y.ts <= :t ORDER BY y.ts DESC LIMIT 1)", {"t": end_ms})
     out = {}
     for r in rows:
         r["findings"] = json.loads(r["findings"] or "[]")
         out[r["site_id"]] = r
-    commented = await db.fetch_all(
-        "SELECT p.site_id, p.n FROM scan_pages p JOIN ("
-        "SELECT site_id, MAX(ts) AS ts FROM scans WHERE ts <= :t GROUP BY site_id"
-        ") l ON l.site_id = p.site_id AND l.ts = p.ts WHERE p.snippet = 'commented'",
-        {"t": end_ms})
-    for r in commented:
-        out[r["site_id"]].setdefault("commented_pages", []).append(r["n"])
+    commented = [sid for sid, r in out.items() if "snippet_commented" in r["findings"]]
+    for r in await _in_chunks(
+        db, "SELECT site_id, ts, n FROM scan_pages WHERE snippet = 'commented' "
+            "AND site_id IN (:ids)", commented, {}):
+        if out[r["site_id"]]["ts"] == r["ts"]:
+            out[r["site_id"]].setdefault("commented_pages", []).append(r["n"])
     return out
 
 
@@ -303,9 +304,10 @@ async def compute(
                if i not in period or period[i]["window_days"] < window_days
                or period[i]["first_day"] > start]
     before = {r["site_id"]: r["last_day"] for r in await _in_chunks(
-        db, "SELECT site_id, MAX(day) AS last_day FROM rollup_site_day "
-            "WHERE day < :s AND hits > 0 AND site_id IN (:ids) GROUP BY site_id",
-        partial, p)}
+        db, "SELECT x.id AS site_id, (SELECT r.day FROM rollup_site_day r "
+            "WHERE r.site_id = x.id AND r.day < :s AND r.hits > 0 ORDER BY r.day DESC LIMIT 1"
+            ") AS last_day FROM sites x WHERE x.id IN (:ids)",
+        partial, p) if r["last_day"] is not None}
     days: dict[int, list[str]] = {}
     for r in await _in_chunks(
         db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :s AND day <= :e "
