@@ -253,6 +253,14 @@ def site_findings(pages: list[Page], https_enforced: int | None) -> list[str]:
     return out
 
 
+async def _analyse(text: str, site_id: int, our_host: str | None, url: str) -> PageFindings:
+    """Small pages in line; big ones on a thread so a scan inside the server does not hold
+    the event loop that answers /tracking."""
+    if len(text) < 100_000:
+        return analyse_page(text, site_id, our_host, url)
+    return await asyncio.to_thread(analyse_page, text, site_id, our_host, url)
+
+
 async def scan_site(
     client: httpx.AsyncClient, site_id: int, base_url: str, our_host: str | None,
     opts: ScanOptions, gate: asyncio.Semaphore,
@@ -261,13 +269,13 @@ async def scan_site(
     ts = int(time.time() * 1000)
     home = await fetch(client, base_url, opts, gate)
     if home.status == "ok":
-        home.findings = analyse_page(home.text, site_id, our_host, home.final_url or base_url)
+        home.findings = await _analyse(home.text, site_id, our_host, home.final_url or base_url)
     urls = await _sample(client, home, base_url, opts, gate) if home.status == "ok" else []
     https_task = asyncio.create_task(_https_enforced(client, base_url, home, opts, gate))
     pages = [home, *await asyncio.gather(*(fetch(client, u, opts, gate) for u in urls))]
     for p in pages[1:]:
         if p.status == "ok":
-            p.findings = analyse_page(p.text, site_id, our_host, p.final_url or p.url)
+            p.findings = await _analyse(p.text, site_id, our_host, p.final_url or p.url)
     https = await https_task
     for p in pages:
         p.text = ""  # keep memory flat over thousands of sites

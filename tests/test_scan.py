@@ -297,3 +297,15 @@ async def test_https_enforced_probe() -> None:
     refused = https_base  # the server is gone: plain HTTP refused
     async with httpx.AsyncClient() as client:
         assert await _https_enforced(client, refused, Page(refused, "ok"), OPTS, gate) == 1
+
+
+async def test_big_page_and_size_cap(db: Database) -> None:
+    filler = "<p>nội dung</p>" * 20_000  # ~300 KB: analysed on a thread
+    routes = {"/": Route(page(filler + snippet(105, EMC))),
+              "/huge": Route(page("<p>x</p>" * 400_000 + snippet(105, EMC)))}  # > 2 MB
+    with PortalServer(routes) as server:
+        scan, _pages, _state, _ = await scan_and_state(db, 105, server.url("/"), True)
+        assert (scan["home_status"], scan["snippet"]) == ("ok", "present")
+        huge, *_ = await scan_and_state(db, 106, server.url("/huge"), True)
+    # only the first 2 MB are read: a snippet after them is not seen
+    assert (huge["home_status"], huge["snippet"]) == ("ok", "absent")
