@@ -87,15 +87,15 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"  # constants, no user input
 
 
-SOURCE_SQL = (
-    "CASE WHEN h.utm_source <> '' OR h.utm_medium <> '' OR h.utm_campaign <> '' "
+SOURCE_SQL = (  # over the visit's entry hit `e`
+    "CASE WHEN e.utm_source <> '' OR e.utm_medium <> '' OR e.utm_campaign <> '' "
     "THEN 'campaign' "
-    "WHEN h.ref_host = '' OR h.ref_host = h.host THEN 'direct' "
-    "WHEN h.ref_host = 'gov.vn' OR h.ref_host LIKE '%.gov.vn' THEN 'gov' "
-    f"WHEN {_in('h.ref_host', SEARCH_HOSTS)} "
-    + "".join(f"OR h.ref_host LIKE '{p}%' " for p in SEARCH_PREFIXES)
+    "WHEN e.ref_host = '' OR e.ref_host = e.host THEN 'direct' "
+    "WHEN e.ref_host = 'gov.vn' OR e.ref_host LIKE '%.gov.vn' THEN 'gov' "
+    f"WHEN {_in('e.ref_host', SEARCH_HOSTS)} "
+    + "".join(f"OR e.ref_host LIKE '{p}%' " for p in SEARCH_PREFIXES)
     + "THEN 'search' "
-    f"WHEN {_in('h.ref_host', SOCIAL_HOSTS)} THEN 'social' ELSE 'other' END"
+    f"WHEN {_in('e.ref_host', SOCIAL_HOSTS)} THEN 'social' ELSE 'other' END"
 )
 
 VISIT_COLUMNS = (
@@ -103,46 +103,56 @@ VISIT_COLUMNS = (
     "entry_path, exit_path, source, referrer, campaign, browser, os, device, province, hour"
 )
 
-# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi).
+# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi), in two
+# window passes over narrow rows: (1) over every hit, flag visit starts (gap before > 30
+# min) and ends (gap after > 30 min) and keep running counts of hits, page views and
+# non-ping hits; (2) over start/end rows only, pair each start with its end — the counts
+# of a visit are differences of the running counts. Then look up the entry and exit hits
+# by id for their attributes. A visit counts if it holds a non-ping hit; it is the
+# visitor's first of the day if no non-ping hit came before it.
+# `rollup_pending p CROSS JOIN hits h`: SQLite keeps the written join order, so the few
+# pending visitor-days drive index look-ups into hits (never a scan of all hits);
+# PostgreSQL plans it as an ordinary inner join.
 _SESSIONS = f"""
 INSERT INTO visits ({VISIT_COLUMNS})
-SELECT site_id, day, visitor, MIN(ts), MAX(ts),
-  CASE WHEN ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor ORDER BY MIN(ts)) = 1
-       THEN 1 ELSE 0 END,
-  COUNT(*), SUM(pv), CASE WHEN SUM(pv) = 1 THEN 1 ELSE 0 END,
-  MAX(CASE WHEN rn_first = 1 THEN path END), MAX(CASE WHEN rn_last = 1 THEN path END),
-  MAX(CASE WHEN rn_first = 1 THEN source END), MAX(CASE WHEN rn_first = 1 THEN referrer END),
-  MAX(CASE WHEN rn_first = 1 THEN campaign END), MAX(CASE WHEN rn_first = 1 THEN browser END),
-  MAX(CASE WHEN rn_first = 1 THEN os END), MAX(CASE WHEN rn_first = 1 THEN device END),
-  MAX(CASE WHEN rn_first = 1 THEN province END),
-  ((MIN(ts) + {TZ_OFFSET_MS}) / 3600000) % 24
+SELECT v.site_id, v.day, v.visitor, v.start_ts, v.end_ts,
+  CASE WHEN v.counted_before = 0 THEN 1 ELSE 0 END, v.hits, v.pageviews,
+  CASE WHEN v.pageviews = 1 THEN 1 ELSE 0 END, e.path, x.path,
+  {SOURCE_SQL}, CASE WHEN e.ref_host = e.host THEN '' ELSE e.ref_host END,
+  e.utm_campaign, e.browser, e.os, e.device, e.province,
+  ((v.start_ts + {TZ_OFFSET_MS}) / 3600000) % 24
 FROM (
-  SELECT n.*,
-    ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor, visit_no ORDER BY ts, id) AS rn_first,
-    ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor, visit_no
-                       ORDER BY ts DESC, id DESC) AS rn_last
+  SELECT b.site_id, b.day, b.visitor, b.ts AS start_ts, b.id AS entry_id,
+    CASE WHEN b.last_hit = 1 THEN b.ts ELSE b.next_ts END AS end_ts,
+    CASE WHEN b.last_hit = 1 THEN b.id ELSE b.next_id END AS exit_id,
+    CASE WHEN b.last_hit = 1 THEN 1 ELSE b.next_n - b.n + 1 END AS hits,
+    CASE WHEN b.last_hit = 1 THEN b.pv ELSE b.next_pvs - b.pvs + b.pv END AS pageviews,
+    CASE WHEN b.last_hit = 1 THEN b.counts ELSE b.next_cs - b.cs + b.counts END AS counted,
+    b.cs - b.counts AS counted_before
   FROM (
-    SELECT g.*, SUM(new_visit) OVER (PARTITION BY site_id, day, visitor ORDER BY ts, id
-                                     ROWS UNBOUNDED PRECEDING) AS visit_no
+    SELECT a.*, LEAD(a.ts) OVER w2 AS next_ts, LEAD(a.id) OVER w2 AS next_id,
+      LEAD(a.n) OVER w2 AS next_n, LEAD(a.pvs) OVER w2 AS next_pvs,
+      LEAD(a.cs) OVER w2 AS next_cs
     FROM (
-      SELECT h.id, h.site_id, h.day, h.visitor, h.ts, h.path,
-        {SOURCE_SQL} AS source,
-        CASE WHEN h.ref_host = h.host THEN '' ELSE h.ref_host END AS referrer,
-        h.utm_campaign AS campaign, h.browser, h.os, h.device, h.province,
+      SELECT h.id, h.site_id, h.day, h.visitor, h.ts,
         CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END AS pv,
         CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END AS counts,
-        CASE WHEN h.ts - LAG(h.ts) OVER (PARTITION BY h.site_id, h.day, h.visitor
-                                         ORDER BY h.ts, h.id) <= {GAP_MS}
-             THEN 0 ELSE 1 END AS new_visit
-      FROM hits h
-      JOIN rollup_pending p
-        ON p.site_id = h.site_id AND p.day = h.day AND p.visitor = h.visitor
-      WHERE h.id <= :hi
-    ) g
-  ) n
-) r
-GROUP BY site_id, day, visitor, visit_no
-HAVING SUM(counts) > 0
+        ROW_NUMBER() OVER w AS n,
+        SUM(CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END) OVER w AS pvs,
+        SUM(CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END) OVER w AS cs,
+        CASE WHEN h.ts - LAG(h.ts) OVER w <= {GAP_MS} THEN 0 ELSE 1 END AS new_visit,
+        CASE WHEN LEAD(h.ts) OVER w - h.ts <= {GAP_MS} THEN 0 ELSE 1 END AS last_hit
+      FROM rollup_pending p CROSS JOIN hits h
+      WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor
+        AND h.id <= :hi
+      WINDOW w AS (PARTITION BY h.site_id, h.day, h.visitor ORDER BY h.ts, h.id)
+    ) a
+    WHERE a.new_visit = 1 OR a.last_hit = 1
+    WINDOW w2 AS (PARTITION BY a.site_id, a.day, a.visitor ORDER BY a.ts, a.id)
+  ) b
+  WHERE b.new_visit = 1
+) v CROSS JOIN hits e CROSS JOIN hits x
+WHERE v.counted > 0 AND e.id = v.entry_id AND x.id = v.exit_id
 """
 
 _DELTA = (
@@ -152,13 +162,18 @@ _DELTA = (
     "SELECT {sign}, v.site_id, v.day, v.first_visit, v.pageviews, v.bounce, "
     "v.end_ts - v.start_ts, v.entry_path, v.exit_path, v.source, v.referrer, v.campaign, "
     "v.browser, v.os, v.device, v.province, v.hour "
-    "FROM visits v JOIN rollup_pending p "
-    "ON p.site_id = v.site_id AND p.day = v.day AND p.visitor = v.visitor"
+    "FROM rollup_pending p CROSS JOIN visits v "
+    "WHERE v.site_id = p.site_id AND v.day = p.day AND v.visitor = p.visitor"
 )
 
+# visitor-days that already have visits (their rows are replaced); deleted by key, one
+# index look-up each (a correlated DELETE would scan the whole visits table on SQLite)
+_OLD_VISITOR_DAYS = (
+    "SELECT DISTINCT v.site_id, v.day, v.visitor FROM rollup_pending p CROSS JOIN visits v "
+    "WHERE v.site_id = p.site_id AND v.day = p.day AND v.visitor = p.visitor"
+)
 _DELETE_VISITS = (
-    "DELETE FROM visits WHERE EXISTS (SELECT 1 FROM rollup_pending p "
-    "WHERE p.site_id = visits.site_id AND p.day = visits.day AND p.visitor = visits.visitor)"
+    "DELETE FROM visits WHERE site_id = :site_id AND day = :day AND visitor = :visitor"
 )
 
 _SITE_DAY_VISITS = """
@@ -327,10 +342,13 @@ async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
     await q.execute(
         "INSERT INTO rollup_pending (site_id, day, visitor) SELECT DISTINCT site_id, day, "
         "visitor FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
-    await q.execute(_DELTA.format(sign=-1))
-    removed = await q.fetch_all(
-        "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
-    await q.execute(_DELETE_VISITS)
+    old = await q.fetch_all(_OLD_VISITOR_DAYS)
+    removed: list[dict] = []
+    if old:
+        await q.execute(_DELTA.format(sign=-1))
+        removed = await q.fetch_all(
+            "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
+        await q.execute_many(_DELETE_VISITS, old)
     await q.execute(_SESSIONS, {"hi": hi})
     await q.execute(_DELTA.format(sign=1))
     await q.execute(_SITE_DAY_VISITS)
