@@ -40,6 +40,7 @@ functions — days are computed at ingest.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,13 +204,7 @@ ON CONFLICT (site_id, day) DO UPDATE SET
   downloads = rollup_site_day.downloads + excluded.downloads
 """
 
-_DIM_UPSERT = """
-ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET
-  visits = rollup_dimensions.visits + excluded.visits,
-  pageviews = rollup_dimensions.pageviews + excluded.pageviews,
-  bounces = rollup_dimensions.bounces + excluded.bounces,
-  duration_ms = rollup_dimensions.duration_ms + excluded.duration_ms
-"""
+_DIM_COLUMNS = "site_id, dimension, day, value, visits, pageviews, bounces, duration_ms"
 
 # visit-based dimensions: name → expression over rollup_visit_delta
 VISIT_DIMENSIONS = {
@@ -228,27 +223,53 @@ VISIT_DIMENSIONS = {
 
 def _dim_sql(name: str, expr: str) -> str:
     return (
-        "INSERT INTO rollup_dimensions "
-        "(site_id, dimension, day, value, visits, pageviews, bounces, duration_ms) "
+        f"INSERT INTO rollup_dim_delta ({_DIM_COLUMNS}) "
         f"SELECT site_id, '{name}', day, {expr}, SUM(sign), SUM(sign * pageviews), "
-        f"SUM(sign * bounce), SUM(sign * duration) FROM rollup_visit_delta WHERE 1 = 1 "
-        f"GROUP BY site_id, day, {expr}" + _DIM_UPSERT
+        f"SUM(sign * bounce), SUM(sign * duration) FROM rollup_visit_delta "
+        f"GROUP BY site_id, day, {expr}"
     )
 
 
 _DIM_VISITS = [_dim_sql(n, e) for n, e in VISIT_DIMENSIONS.items()]
 
 _DIM_PAGES = (
-    "INSERT INTO rollup_dimensions "
-    "(site_id, dimension, day, value, visits, pageviews, bounces, duration_ms) "
+    f"INSERT INTO rollup_dim_delta ({_DIM_COLUMNS}) "
     "SELECT site_id, 'page', day, path, 0, COUNT(*), 0, 0 FROM hits "
     "WHERE id > :lo AND id <= :hi AND day >= :min_day AND kind = 'pageview' "
-    "GROUP BY site_id, day, path" + _DIM_UPSERT
+    "GROUP BY site_id, day, path"
 )
+
+_DIM_DAY = f"""
+INSERT INTO rollup_dimensions ({_DIM_COLUMNS})
+SELECT {_DIM_COLUMNS} FROM rollup_dim_delta WHERE 1 = 1
+ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET
+  visits = rollup_dimensions.visits + excluded.visits,
+  pageviews = rollup_dimensions.pageviews + excluded.pageviews,
+  bounces = rollup_dimensions.bounces + excluded.bounces,
+  duration_ms = rollup_dimensions.duration_ms + excluded.duration_ms
+"""
+
+_DIM_MONTH = """
+INSERT INTO rollup_dimensions_month
+  (site_id, dimension, month, value, visits, pageviews, bounces, duration_ms)
+SELECT site_id, dimension, SUBSTR(day, 1, 7), value, SUM(visits), SUM(pageviews),
+  SUM(bounces), SUM(duration_ms)
+FROM rollup_dim_delta WHERE 1 = 1 GROUP BY site_id, dimension, SUBSTR(day, 1, 7), value
+ON CONFLICT (site_id, dimension, month, value) DO UPDATE SET
+  visits = rollup_dimensions_month.visits + excluded.visits,
+  pageviews = rollup_dimensions_month.pageviews + excluded.pageviews,
+  bounces = rollup_dimensions_month.bounces + excluded.bounces,
+  duration_ms = rollup_dimensions_month.duration_ms + excluded.duration_ms
+"""
 
 _DROP_ZEROS = (
     "DELETE FROM rollup_dimensions WHERE site_id = :site_id AND dimension = :dimension "
     "AND day = :day AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
+)
+_DROP_ZEROS_MONTH = (
+    "DELETE FROM rollup_dimensions_month WHERE site_id = :site_id "
+    "AND dimension = :dimension AND month = :month "
+    "AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
 )
 
 _DVC = """
@@ -337,8 +358,8 @@ async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
 async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
     """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed."""
     p = {"lo": lo, "hi": hi, "min_day": min_day}
-    await q.execute("DELETE FROM rollup_pending")
-    await q.execute("DELETE FROM rollup_visit_delta")
+    for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
+        await q.execute(f"DELETE FROM {work}")
     await q.execute(
         "INSERT INTO rollup_pending (site_id, day, visitor) SELECT DISTINCT site_id, day, "
         "visitor FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
@@ -354,17 +375,24 @@ async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
     await q.execute(_SITE_DAY_VISITS)
     for sql in _DIM_VISITS:
         await q.execute(sql)
-    await q.execute(_SITE_DAY_HITS, p)
     await q.execute(_DIM_PAGES, p)
+    await q.execute(_DIM_DAY)
+    await q.execute(_DIM_MONTH)
+    await q.execute(_SITE_DAY_HITS, p)
     await q.execute(_DVC, p)
     if removed:  # visits were replaced: values they no longer reach may now be all zero
         await q.execute_many(_DROP_ZEROS, [
             {"site_id": r["site_id"], "day": r["day"], "dimension": d}
             for r in removed for d in VISIT_DIMENSIONS
         ])
+        months = {(r["site_id"], r["day"][:7]) for r in removed}
+        await q.execute_many(_DROP_ZEROS_MONTH, [
+            {"site_id": site, "month": month, "dimension": d}
+            for site, month in sorted(months) for d in VISIT_DIMENSIONS
+        ])
     n = await q.fetch_one("SELECT COUNT(*) AS n FROM rollup_pending")
-    await q.execute("DELETE FROM rollup_pending")
-    await q.execute("DELETE FROM rollup_visit_delta")
+    for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
+        await q.execute(f"DELETE FROM {work}")
     return int(n["n"]) if n else 0
 
 
@@ -440,20 +468,27 @@ async def rollup(
 async def rebuild(
     db: Database, since: str, batch: int = BATCH, progress: Progress | None = None,
 ) -> RollupReport:
-    """Recount every day from ``since`` (YYYY-MM-DD) on: delete those rollup rows, then
-    roll the raw rows of those days up again, then continue with new rows.
+    """Recount every day from the first of ``since``'s month (YYYY-MM-DD) on: delete those
+    rollup rows, roll the raw rows of those days up again, then continue with new rows.
 
     Not one transaction (a long backfill must not block ingest): if it is interrupted,
-    run it again — it starts by deleting, so it is idempotent. Days whose raw hits were
-    already deleted by retention are left as they are.
+    run it again — it starts by deleting, so it is idempotent. Months whose raw hits were
+    (partly) deleted by retention are left as they are.
     """
     first = await rollup(db, batch)  # everything older than `since` is counted first
+    since = since[:8] + "01"  # whole months, so the monthly table is recounted exactly
     oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")
     if oldest and oldest["d"] and oldest["d"] > since:
-        since = oldest["d"]
+        # raw hits before `oldest` are gone: start at the first whole month still held
+        first_day = dt.date.fromisoformat(oldest["d"])
+        if first_day.day != 1:
+            first_day = (first_day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        since = first_day.isoformat()
     async with db.transaction() as q:
         for table in ROLLUP_TABLES:
             await q.execute(f"DELETE FROM {table} WHERE day >= :since", {"since": since})
+        await q.execute("DELETE FROM rollup_dimensions_month WHERE month >= :m",
+                        {"m": since[:7]})
         await q.execute("UPDATE rollup_watermarks SET last_id = 0")
     report = await rollup(db, batch, progress, min_day=since)
     report.seconds += first.seconds
