@@ -355,8 +355,9 @@ async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
                     {"id": last_id, "name": name})
 
 
-async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
-    """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed."""
+async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str, session_hi: int) -> int:
+    """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed.
+    Their visits are recomputed from every hit up to ``session_hi`` (>= hi)."""
     p = {"lo": lo, "hi": hi, "min_day": min_day}
     for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
         await q.execute(f"DELETE FROM {work}")
@@ -370,7 +371,7 @@ async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
         removed = await q.fetch_all(
             "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
         await q.execute_many(_DELETE_VISITS, old)
-    await q.execute(_SESSIONS, {"hi": hi})
+    await q.execute(_SESSIONS, {"hi": session_hi})
     await q.execute(_DELTA.format(sign=1))
     await q.execute(_SITE_DAY_VISITS)
     for sql in _DIM_VISITS:
@@ -412,8 +413,25 @@ async def _watermark(db: Database, name: str) -> int:
     return int(row["last_id"]) if row else 0
 
 
+async def _batch(
+    q: Queries, name: str, lo: int, hi: int, min_day: str, session_hi: int,
+    report: RollupReport,
+) -> None:
+    """Roll rows (lo, hi] of ``name`` up; sessions are recomputed from hits <= session_hi."""
+    p = {"lo": lo, "hi": hi, "min_day": min_day}
+    cnt = await q.fetch_one(
+        f"SELECT COUNT(*) AS n FROM {name} WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
+    n = int(cnt["n"]) if cnt else 0
+    if name == "hits":
+        report.visitor_days += await _hits_batch(q, lo, hi, min_day, session_hi)
+        report.hits += n
+    else:
+        await q.execute(_DOSSIERS, p)
+        report.dossiers += n
+
+
 async def _run_table(
-    db: Database, name: str, report: RollupReport, batch: int, min_day: str,
+    db: Database, name: str, report: RollupReport, batch: int,
     progress: Progress | None, now_ms: int,
 ) -> None:
     start = await _watermark(db, name)
@@ -424,18 +442,7 @@ async def _run_table(
             hi = min(lo + batch, top)
             if hi <= lo:
                 break
-            if name == "hits":
-                cnt = await q.fetch_one(
-                    "SELECT COUNT(*) AS n FROM hits WHERE id > :lo AND id <= :hi "
-                    "AND day >= :min_day", {"lo": lo, "hi": hi, "min_day": min_day})
-                report.visitor_days += await _hits_batch(q, lo, hi, min_day)
-                report.hits += int(cnt["n"]) if cnt else 0
-            else:
-                cnt = await q.fetch_one(
-                    "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi "
-                    "AND day >= :min_day", {"lo": lo, "hi": hi, "min_day": min_day})
-                await q.execute(_DOSSIERS, {"lo": lo, "hi": hi, "min_day": min_day})
-                report.dossiers += int(cnt["n"]) if cnt else 0
+            await _batch(q, name, lo, hi, "", hi, report)
             await _set_watermark(q, name, hi)
         report.batches += 1
         if progress is not None:
@@ -446,19 +453,17 @@ async def _run_table(
 
 async def rollup(
     db: Database, batch: int = BATCH, progress: Progress | None = None,
-    min_day: str = "",
 ) -> RollupReport:
     """Roll up every hit and dossier event above the watermarks, in id batches.
 
     ``progress(table, done, total)`` is called after each batch (ids above the starting
     watermark; ``table`` is ``hits`` then ``dossiers``).
-    ``min_day`` restricts the run to rows of that day or later (used by :func:`rebuild`).
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
     report = RollupReport()
-    await _run_table(db, "hits", report, batch, min_day, progress, now_ms)
-    await _run_table(db, "dossiers", report, batch, min_day, progress, now_ms)
+    await _run_table(db, "hits", report, batch, progress, now_ms)
+    await _run_table(db, "dossiers", report, batch, progress, now_ms)
     report.hits_watermark = await _watermark(db, "hits")
     report.dossiers_watermark = await _watermark(db, "dossiers")
     report.seconds = time.perf_counter() - t0
@@ -468,14 +473,20 @@ async def rollup(
 async def rebuild(
     db: Database, since: str, batch: int = BATCH, progress: Progress | None = None,
 ) -> RollupReport:
-    """Recount every day from the first of ``since``'s month (YYYY-MM-DD) on: delete those
-    rollup rows, roll the raw rows of those days up again, then continue with new rows.
+    """Recount every day from the first of ``since``'s month (YYYY-MM-DD) on.
 
-    Not one transaction (a long backfill must not block ingest): if it is interrupted,
-    run it again — it starts by deleting, so it is idempotent. Months whose raw hits were
-    (partly) deleted by retention are left as they are.
+    Deletes those rollup rows, then re-reads the raw rows of those days that were already
+    counted (ids up to the watermarks) with a cursor of its own; the watermarks are never
+    moved back, so the in-server rollup may keep running meanwhile (each batch holds the
+    watermark lock, and visits are recomputed from every hit the watermark covers).
+    Not one transaction (a long backfill must not block ingest): figures of those days
+    are partial until it ends; if it is interrupted, run it again — it starts by
+    deleting, so it is idempotent. Months whose raw hits were (partly) deleted by
+    retention are left as they are.
     """
-    first = await rollup(db, batch)  # everything older than `since` is counted first
+    t0 = time.perf_counter()
+    now_ms = int(time.time() * 1000)
+    await rollup(db, batch)  # count everything first
     since = since[:8] + "01"  # whole months, so the monthly table is recounted exactly
     oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")
     if oldest and oldest["d"] and oldest["d"] > since:
@@ -484,12 +495,31 @@ async def rebuild(
         if first_day.day != 1:
             first_day = (first_day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
         since = first_day.isoformat()
+    tops: dict[str, int] = {}
     async with db.transaction() as q:
+        for name in ("hits", "dossiers"):
+            tops[name] = await _lock_watermark(q, name, now_ms)
         for table in ROLLUP_TABLES:
             await q.execute(f"DELETE FROM {table} WHERE day >= :since", {"since": since})
         await q.execute("DELETE FROM rollup_dimensions_month WHERE month >= :m",
                         {"m": since[:7]})
-        await q.execute("UPDATE rollup_watermarks SET last_id = 0")
-    report = await rollup(db, batch, progress, min_day=since)
-    report.seconds += first.seconds
+    report = RollupReport()
+    for name, top in tops.items():
+        first = await db.fetch_one(
+            f"SELECT MIN(id) AS m FROM {name} WHERE day >= :since AND id <= :top",
+            {"since": since, "top": top})
+        start = lo = int(first["m"]) - 1 if first and first["m"] is not None else top
+        while lo < top:
+            hi = min(lo + batch, top)
+            async with db.transaction() as q:
+                current = await _lock_watermark(q, name, now_ms)
+                await _batch(q, name, lo, hi, since, current, report)
+            report.batches += 1
+            lo = hi
+            if progress is not None:
+                progress(name, hi - start, top - start)
+    await rollup(db, batch)  # whatever arrived meanwhile
+    report.hits_watermark = await _watermark(db, "hits")
+    report.dossiers_watermark = await _watermark(db, "dossiers")
+    report.seconds = time.perf_counter() - t0
     return report
