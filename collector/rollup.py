@@ -30,9 +30,12 @@ Dossiers: counted on the day the collector received the event. Receipt figures
 (online / in person, full-process online = Level 4 received online, payment form) come
 from Status 1 events; results returned from Status 3 events.
 
-PostgreSQL with several collectors: ids are handed out before commit, so a run only
-reads ids of hits older than ``SETTLE_MS`` (a transaction that took longer would be
-missed). SQLite has one writer, ids commit in order, and no settling is needed.
+PostgreSQL with several collectors: ids are handed out before commit, so concurrent
+collectors commit them out of order. A run only reads ids up to ``db.horizon(table)``:
+the store waits for inserts in flight (an insert barrier lock, see
+``collector/store/postgres.py``) and returns the id below which nothing can still
+appear — exact, no time lag. Several rollup runners serialise on the watermark row
+(``_lock_watermark``). SQLite has one writer, ids commit in order: horizon = max(id).
 
 All SQL is portable (SQLite ≥ 3.40, PostgreSQL 15): window functions, upserts, no date
 functions — days are computed at ingest.
@@ -50,7 +53,6 @@ from collector.store import Database, Queries
 GAP_MS = 30 * 60 * 1000
 TZ_OFFSET_MS = 7 * 3600 * 1000
 BATCH = 50_000
-SETTLE_MS = 10_000
 
 SEARCH_HOSTS = (
     "bing.com", "coccoc.com", "duckduckgo.com", "baidu.com", "search.yahoo.com",
@@ -398,13 +400,7 @@ async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str, session_hi: in
 
 
 async def _upper_bound(db: Database, table: str, lo: int, now_ms: int) -> int:
-    if db.dialect == "postgres":
-        row = await db.fetch_one(
-            f"SELECT MAX(id) AS m FROM {table} WHERE id > :lo AND ts <= :settled",
-            {"lo": lo, "settled": now_ms - SETTLE_MS})
-    else:
-        row = await db.fetch_one(f"SELECT MAX(id) AS m FROM {table}")
-    return int(row["m"]) if row and row["m"] is not None else lo
+    return max(lo, await db.horizon(table))
 
 
 async def _watermark(db: Database, name: str) -> int:
@@ -439,7 +435,12 @@ async def _run_table(
     while True:
         async with db.transaction() as q:
             lo = await _lock_watermark(q, name, now_ms)
-            hi = min(lo + batch, top)
+            # a batch is `batch` rows, not ids: id sequences have gaps (PostgreSQL hands
+            # out ids to rolled-back inserts, and keeps counting after deletes)
+            row = await q.fetch_one(
+                f"SELECT id FROM {name} WHERE id > :lo AND id <= :top "
+                "ORDER BY id LIMIT 1 OFFSET :skip", {"lo": lo, "top": top, "skip": batch - 1})
+            hi = int(row["id"]) if row else top
             if hi <= lo:
                 break
             await _batch(q, name, lo, hi, "", hi, report)

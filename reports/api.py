@@ -1,0 +1,240 @@
+"""The read-only stats API under ``/api/v1/`` and its OpenAPI document.
+
+    GET /api/v1/reports                              names of the reports
+    GET /api/v1/national/{report}                    the whole country
+    GET /api/v1/agencies/{code}/{report}             one agency (its sites aggregated)
+    GET /api/v1/sites/{id}/{report}                  one site
+    GET /api/v1/openapi.json
+
+Query: ``period`` (today 7d 30d 90d month year custom) or ``from``/``to`` (YYYY-MM-DD),
+``limit`` (1–1000, default 100) and ``page`` (from 1) for list reports. Authentication:
+``Authorization: Bearer gs_…`` (see ``giamsat token add``) or a signed-in session. The
+same access rules as the pages: an agency's token reads only its agency and sites; the
+national reports are open when the overview page is public.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from collector import metrics
+from collector.metrics import DIMENSIONS, Scope
+from reports import auth, queries
+from reports.periods import Period, local_today, parse_period
+
+LIST_REPORTS = {f"top_{d}" for d in DIMENSIONS} | {"timeseries", "dvc", "dossiers", "dropped"}
+REPORTS = {
+    "totals": "Totals of the period, the previous period and deltas",
+    "kpis": "Dossier and DVC KPIs: online, full-process online, online payment rates, "
+            "conversion, satisfaction",
+    "timeseries": "One row per day: visits, visitors, page views, bounces, duration",
+    **{f"top_{d}": f"Top values of the dimension '{d}'" for d in DIMENSIONS},
+    "dvc": "DVC per service code: views, submissions, conversion, ratings",
+    "dossiers": "Dossiers per service code: received online / in person, rates",
+    "dropped": "Refused hits by reason",
+    "rankings_provinces": "Provinces ranked by visits (national only)",
+    "rankings_ministries": "Ministries ranked by visits (national only)",
+    "sites": "The agency's sites side by side (agency only)",
+}
+MAX_ROWS = 100_000
+
+
+def dumps(obj: Any) -> bytes:
+    body = json.dumps(obj, ensure_ascii=False)
+    return body.replace("<", "\\u003c").replace(">", "\\u003e").replace(
+        "&", "\\u0026").encode("utf-8")
+
+
+def reply(obj: Any, status: int = 200) -> Response:
+    return Response(dumps(obj), status, media_type="application/json",
+                    headers={"x-content-type-options": "nosniff", "cache-control": "no-store"})
+
+
+def problem(status: int, message: str) -> Response:
+    headers = {"www-authenticate": 'Bearer realm="giamsat"'} if status == 401 else None
+    r = reply({"error": message, "status": status}, status)
+    if headers:
+        r.headers.update(headers)
+    return r
+
+
+async def api_user(request: Request) -> auth.User | None:
+    db = request.app.state.giamsat.db
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return await auth.user_for_token(db, header[7:].strip()[:200])
+    from reports.web import context
+
+    return (await context(request)).user
+
+
+def _public(request: Request, page: str) -> bool:
+    pages = request.app.state.giamsat.config.public_pages
+    return page in {p.strip() for p in pages.split(",")}
+
+
+def _paging(request: Request) -> tuple[int, int] | None:
+    q = request.query_params
+    try:
+        limit = int(q.get("limit", "100"))
+        page = int(q.get("page", "1"))
+    except ValueError:
+        return None
+    if not 1 <= limit <= 1000 or page < 1 or limit * page > MAX_ROWS:
+        return None
+    return limit, page
+
+
+async def run_report(request: Request, scope: Scope, report: str, period: Period,
+                     limit: int, page: int) -> Any:
+    db = request.app.state.giamsat.db
+    s, e = period.start.isoformat(), period.end.isoformat()
+    want = limit * page
+    if report == "totals":
+        return await metrics.compare(db, scope, s, e)
+    if report == "kpis":
+        return await metrics.kpis(db, scope, s, e)
+    if report == "timeseries":
+        return await metrics.timeseries(db, scope, s, e)
+    if report.startswith("top_"):
+        return await metrics.top(db, scope, s, e, report[4:], want)
+    if report == "dvc":
+        return await metrics.dvc_services(db, scope, s, e, want)
+    if report == "dossiers":
+        return await metrics.dossier_services(db, scope, s, e, want)
+    if report == "dropped":
+        return await metrics.dropped(db, scope, s, e)
+    if report.startswith("rankings_") and scope.kind == "nation":
+        kind = "province" if report == "rankings_provinces" else "ministry"
+        return await metrics.rankings(db, s, e, kind, request.query_params.get("by", "visits")
+                                      if request.query_params.get("by") in
+                                      ("visits", "full_online_rate") else "visits")
+    if report == "sites" and scope.kind == "agency":
+        sites = await queries.agency_sites(db, str(scope.key))
+        totals = await queries.site_totals(db, [int(x["id"]) for x in sites], s, e)
+        return [{"site_id": x["id"], "name": x["name"], "kind": x["kind"],
+                 **totals[int(x["id"])]} for x in sites]
+    return None
+
+
+async def stats(request: Request) -> Response:
+    p = request.path_params
+    report = p["report"]
+    if report not in REPORTS:
+        return problem(404, f"unknown report {report!r}; see /api/v1/reports")
+    user = await api_user(request)
+    db = request.app.state.giamsat.db
+    if "site_id" in p:
+        raw = p["site_id"]
+        site = await queries.site_row(db, int(raw)) if raw.isdigit() and len(raw) < 12 else None
+        agency, page_name = (site or {}).get("agency_code", ""), "sites"
+        scope = Scope.site(int(raw)) if site else None
+    elif "code" in p:
+        row = await queries.agency_row(db, p["code"][:20].upper())
+        agency, page_name = (row or {}).get("code", ""), "agencies"
+        scope = Scope.agency(row["code"]) if row else None
+    else:
+        agency, page_name, scope = None, "overview", Scope.nation()
+    if not _public(request, page_name):
+        if user is None:
+            return problem(401, "authentication required (Authorization: Bearer <token>)")
+        if agency is not None and not user.may_see_agency(agency):
+            return problem(403, "this token may not read that agency or site")
+    if scope is None:
+        return problem(404, "no such site or agency")
+    paging = _paging(request)
+    if paging is None:
+        return problem(400, "limit must be 1-1000 and page >= 1 (at most 100000 rows)")
+    limit, page = paging
+    config = request.app.state.giamsat.config
+    period = parse_period(request.query_params, local_today(config.timezone_offset_hours))
+    data = await run_report(request, scope, report, period, limit, page)
+    if data is None:
+        return problem(404, f"report {report!r} is not available for this scope")
+    body: dict[str, Any] = {"report": report, "scope": {"kind": scope.kind, "key": scope.key},
+                            "start": period.start.isoformat(), "end": period.end.isoformat()}
+    if report in LIST_REPORTS or report.startswith("rankings_") or report == "sites":
+        rows = data[(page - 1) * limit: page * limit]
+        body.update({"limit": limit, "page": page, "rows": rows,
+                     "has_more": len(data) > page * limit})
+    else:
+        body["data"] = data
+    return reply(body)
+
+
+async def report_list(request: Request) -> Response:
+    return reply({"reports": [{"name": k, "description": v} for k, v in REPORTS.items()]})
+
+
+def openapi_document() -> dict[str, Any]:
+    params = [
+        {"name": "period", "in": "query", "schema": {"type": "string", "enum": [
+            "today", "7d", "30d", "90d", "month", "year", "custom"], "default": "30d"}},
+        {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
+         "description": "with period=custom"},
+        {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+        {"name": "limit", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                   "default": 1}},
+    ]
+    report_param = {"name": "report", "in": "path", "required": True,
+                    "schema": {"type": "string", "enum": list(REPORTS)}}
+    ok = {"200": {"description": "the report", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Report"}}}},
+          "400": {"description": "bad limit/page"}, "401": {"description": "no token"},
+          "403": {"description": "not your agency"}, "404": {"description": "unknown"}}
+
+    def op(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"get": {"summary": summary, "parameters": [*extra, report_param, *params],
+                        "responses": ok, "security": [{"bearer": []}, {}]}}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "giamsat stats API", "version": "1",
+                 "description": "Read-only usage statistics of government portals and DVC "
+                                "systems, from daily rollups."},
+        "paths": {
+            "/api/v1/reports": {"get": {"summary": "List report names", "responses": {
+                "200": {"description": "report names and descriptions"}}}},
+            "/api/v1/national/{report}": op("A national report", []),
+            "/api/v1/agencies/{code}/{report}": op("A report for one agency", [
+                {"name": "code", "in": "path", "required": True, "schema": {"type": "string"},
+                 "example": "H26"}]),
+            "/api/v1/sites/{site_id}/{report}": op("A report for one site", [
+                {"name": "site_id", "in": "path", "required": True,
+                 "schema": {"type": "integer"}}]),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Report": {"type": "object", "required": ["report", "scope", "start",
+                                                                   "end"],
+                                   "properties": {
+                "report": {"type": "string"}, "scope": {"type": "object"},
+                "start": {"type": "string", "format": "date"},
+                "end": {"type": "string", "format": "date"},
+                "limit": {"type": "integer"}, "page": {"type": "integer"},
+                "has_more": {"type": "boolean"},
+                "rows": {"type": "array", "items": {"type": "object"}},
+                "data": {}}}},
+        },
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return reply(openapi_document())
+
+
+def api_routes() -> list[BaseRoute]:
+    return [
+        Route("/openapi.json", openapi),
+        Route("/reports", report_list),
+        Route("/national/{report}", stats),
+        Route("/agencies/{code}/{report}", stats),
+        Route("/sites/{site_id}/{report}", stats),
+    ]

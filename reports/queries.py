@@ -1,0 +1,141 @@
+"""Report queries the metrics API does not answer, over rollup tables only (portable SQL).
+
+- ``install_status``: last day with stored hits (``rollup_site_day.hits``) and last day
+  with refused hits (``dropped``) — day resolution, because rollups are daily.
+- ``site_totals``: per-site traffic, DVC and dossier counters for a set of sites in one
+  query per table (an agency page shows its sites side by side).
+- ``procedure_share``: share of procedures (service codes with received dossiers) that had
+  at least one full-process online dossier — our measure of "procedures offered
+  full-process online", held against the 80 % target. Overall and per day.
+- ``registry``: counts of agencies and sites for the overview.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.metrics import Scope, derive, ratio
+from collector.store import Database
+
+
+async def site_row(db: Database, site_id: int) -> dict[str, Any] | None:
+    return await db.fetch_one(
+        "SELECT s.id, s.agency_code, s.kind, s.name, s.registered_on, s.required, "
+        "a.name AS agency_name FROM sites s LEFT JOIN agencies a ON a.code = s.agency_code "
+        "WHERE s.id = :id", {"id": site_id})
+
+
+async def site_hosts(db: Database, site_id: int) -> list[str]:
+    rows = await db.fetch_all(
+        "SELECT host FROM site_hosts WHERE site_id = :id ORDER BY host", {"id": site_id})
+    return [r["host"] for r in rows]
+
+
+async def agency_row(db: Database, code: str) -> dict[str, Any] | None:
+    return await db.fetch_one(
+        "SELECT code, kind, name, merged_from FROM agencies WHERE code = :c", {"c": code})
+
+
+async def agency_sites(db: Database, code: str) -> list[dict[str, Any]]:
+    return await db.fetch_all(
+        "SELECT id, kind, name, required FROM sites WHERE agency_code = :c ORDER BY id",
+        {"c": code})
+
+
+async def agency_names(db: Database) -> dict[str, str]:
+    return {r["code"]: r["name"] for r in await db.fetch_all("SELECT code, name FROM agencies")}
+
+
+async def install_status(db: Database, site_id: int) -> dict[str, Any]:
+    hit = await db.fetch_one(
+        "SELECT MAX(day) AS day FROM rollup_site_day WHERE site_id = :s AND hits > 0",
+        {"s": site_id})
+    drop = await db.fetch_one(
+        "SELECT day, reason, n FROM dropped WHERE site_id = :s ORDER BY day DESC, n DESC "
+        "LIMIT 1", {"s": site_id})
+    return {"last_hit_day": (hit or {}).get("day"),
+            "last_dropped_day": (drop or {}).get("day"),
+            "last_dropped_reason": (drop or {}).get("reason")}
+
+
+async def site_totals(db: Database, site_ids: list[int], start: str,
+                      end: str) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {
+        i: {"visits": 0, "visitors": 0, "pageviews": 0, "bounces": 0, "duration_ms": 0,
+            "views": 0, "submissions": 0, "ratings": 0, "rating_sum": 0, "ratings_good": 0,
+            "received": 0, "received_online": 0, "full_online": 0, "paid_online": 0,
+            "paid_in_person": 0, "other_steps": 0} for i in site_ids}
+    if not site_ids:
+        return out
+    ids = {f"s{n}": i for n, i in enumerate(site_ids)}
+    inlist = ", ".join(f":{k}" for k in ids)
+    p: dict[str, Any] = {**ids, "start": start, "end": end}
+    cond = f"site_id IN ({inlist}) AND day >= :start AND day <= :end"
+    groups = (
+        ("rollup_site_day", ("visits", "visitors", "pageviews", "bounces", "duration_ms")),
+        ("rollup_dvc", ("views", "submissions", "other_steps", "ratings", "rating_sum",
+                        "ratings_good")),
+        ("rollup_dossiers", ("received", "received_online", "full_online", "paid_online",
+                             "paid_in_person")),
+    )
+    for table, cols in groups:
+        sums = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in cols)
+        for r in await db.fetch_all(
+                f"SELECT site_id, {sums} FROM {table} WHERE {cond} GROUP BY site_id", p):
+            out[int(r["site_id"])].update({c: int(r[c] or 0) for c in cols})
+    return {i: derive(t) for i, t in out.items()}
+
+
+async def procedure_share(db: Database, scope: Scope, start: str, end: str) -> dict[str, Any]:
+    cond, p = scope.where()
+    row = await db.fetch_one(
+        "SELECT COUNT(*) AS procedures, COALESCE(SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END), 0) "
+        "AS full_online FROM (SELECT service, SUM(full_online) AS f FROM rollup_dossiers "
+        f"WHERE {cond} AND day >= :start AND day <= :end GROUP BY service "
+        "HAVING SUM(received) > 0) x", {**p, "start": start, "end": end})
+    n, f = int((row or {}).get("procedures") or 0), int((row or {}).get("full_online") or 0)
+    return {"procedures": n, "procedures_full_online": f, "share": ratio(f, n)}
+
+
+async def procedure_share_by_day(db: Database, scope: Scope, start: str,
+                                 end: str) -> dict[str, float | None]:
+    cond, p = scope.where()
+    rows = await db.fetch_all(
+        "SELECT day, COUNT(*) AS n, SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END) AS full_n FROM "
+        "(SELECT day, service, SUM(full_online) AS f FROM rollup_dossiers "
+        f"WHERE {cond} AND day >= :start AND day <= :end GROUP BY day, service "
+        "HAVING SUM(received) > 0) x GROUP BY day", {**p, "start": start, "end": end})
+    return {r["day"]: ratio(int(r["full_n"] or 0), int(r["n"])) for r in rows}
+
+
+async def registry_counts(db: Database) -> dict[str, int]:
+    row = await db.fetch_one(
+        "SELECT COUNT(*) AS sites, COUNT(DISTINCT agency_code) AS agencies FROM sites")
+    return {"sites": int((row or {}).get("sites") or 0),
+            "agencies": int((row or {}).get("agencies") or 0)}
+
+
+async def services_list(db: Database, start: str, end: str, limit: int,
+                        offset: int = 0) -> list[dict[str, Any]]:
+    """Service codes across all agencies: views, submissions, agencies offering it,
+    dossiers received and full-process online; most viewed first."""
+    p = {"start": start, "end": end, "n": limit, "m": offset}
+    rows = await db.fetch_all(
+        "SELECT service, SUM(views) AS views, SUM(submissions) AS submissions, "
+        "SUM(received) AS received, SUM(full_online) AS full_online, "
+        "COUNT(DISTINCT agency_code) AS agencies FROM ("
+        " SELECT d.service, d.views, d.submissions, 0 AS received, 0 AS full_online, "
+        " s.agency_code FROM rollup_dvc d JOIN sites s ON s.id = d.site_id "
+        " WHERE d.day >= :start AND d.day <= :end "
+        " UNION ALL SELECT o.service, 0, 0, o.received, o.full_online, s.agency_code "
+        " FROM rollup_dossiers o JOIN sites s ON s.id = o.site_id "
+        " WHERE o.day >= :start AND o.day <= :end) u "
+        "GROUP BY service ORDER BY views DESC, received DESC, service LIMIT :n OFFSET :m", p)
+    out = []
+    for r in rows:
+        item = {k: (r[k] if k == "service" else int(r[k] or 0)) for k in
+                ("service", "views", "submissions", "received", "full_online", "agencies")}
+        item["dvc_conversion"] = ratio(item["submissions"], item["views"])
+        item["full_online_rate"] = ratio(item["full_online"], item["received"])
+        out.append(item)
+    return out
