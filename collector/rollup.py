@@ -426,6 +426,15 @@ async def _batch(
         report.dossiers += n
 
 
+async def _next_hi(q: Queries, name: str, lo: int, top: int, batch: int) -> int:
+    # a batch is `batch` rows, not ids: id sequences have gaps (PostgreSQL hands
+    # out ids to rolled-back inserts, and keeps counting after deletes)
+    row = await q.fetch_one(
+        f"SELECT id FROM {name} WHERE id > :lo AND id <= :top "
+        "ORDER BY id LIMIT 1 OFFSET :skip", {"lo": lo, "top": top, "skip": batch - 1})
+    return int(row["id"]) if row else top
+
+
 async def _run_table(
     db: Database, name: str, report: RollupReport, batch: int,
     progress: Progress | None, now_ms: int,
@@ -435,12 +444,7 @@ async def _run_table(
     while True:
         async with db.transaction() as q:
             lo = await _lock_watermark(q, name, now_ms)
-            # a batch is `batch` rows, not ids: id sequences have gaps (PostgreSQL hands
-            # out ids to rolled-back inserts, and keeps counting after deletes)
-            row = await q.fetch_one(
-                f"SELECT id FROM {name} WHERE id > :lo AND id <= :top "
-                "ORDER BY id LIMIT 1 OFFSET :skip", {"lo": lo, "top": top, "skip": batch - 1})
-            hi = int(row["id"]) if row else top
+            hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
                 break
             await _batch(q, name, lo, hi, "", hi, report)
@@ -511,9 +515,9 @@ async def rebuild(
             {"since": since, "top": top})
         start = lo = int(first["m"]) - 1 if first and first["m"] is not None else top
         while lo < top:
-            hi = min(lo + batch, top)
             async with db.transaction() as q:
                 current = await _lock_watermark(q, name, now_ms)
+                hi = await _next_hi(q, name, lo, top, batch)
                 await _batch(q, name, lo, hi, since, current, report)
             report.batches += 1
             lo = hi

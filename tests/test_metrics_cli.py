@@ -20,43 +20,43 @@ def run(argv: list[str]) -> int:
     return cli.main(argv)
 
 
-async def fetch(db_path: str, sql: str) -> list[dict]:
-    db = await open_database(db_path)
+async def fetch(database_url: str, sql: str) -> list[dict]:
+    db = await open_database(database_url)
     try:
         return await db.fetch_all(sql)
     finally:
         await db.close()
 
 
-def test_token_rollup_retention_commands(db: Database, db_path: str, capsys) -> None:
-    assert run(["--database-url", db_path, "site", "token", "48"]) == 0
+def test_token_rollup_retention_commands(db: Database, database_url: str, capsys) -> None:
+    assert run(["--database-url", database_url, "site", "token", "48"]) == 0
     token = capsys.readouterr().out.strip()
     assert len(token) >= 40
-    stored = asyncio.run(fetch(db_path, "SELECT site_id, token_hash FROM site_tokens"))
+    stored = asyncio.run(fetch(database_url, "SELECT site_id, token_hash FROM site_tokens"))
     assert stored == [{"site_id": 48, "token_hash": token_hash(token)}]
-    assert run(["--database-url", db_path, "site", "token", "999"]) == 2
+    assert run(["--database-url", database_url, "site", "token", "999"]) == 2
     assert "not registered" in capsys.readouterr().err
 
     async def write() -> None:
-        other = await open_database(db_path)
+        other = await open_database(database_url)
         await other.write_batch([hit(47, "2026-03-01 10:00", 1), hit(47, "2026-03-01 10:05", 1),
                                  hit(47, "2026-03-02 10:00", 2)], [])
         await other.close()
 
     asyncio.run(write())
-    assert run(["--database-url", db_path, "rollup"]) == 0
+    assert run(["--database-url", database_url, "rollup"]) == 0
     assert "3 hits" in capsys.readouterr().out
-    assert run(["--database-url", db_path, "rollup", "--since", "2026-03-02"]) == 0
+    assert run(["--database-url", database_url, "rollup", "--since", "2026-03-02"]) == 0
     assert "3 hits" in capsys.readouterr().out  # from 2026-03-01: whole months
-    assert run(["--database-url", db_path, "rollup", "--since", "March"]) == 2
+    assert run(["--database-url", database_url, "rollup", "--since", "March"]) == 2
     capsys.readouterr()
-    days = asyncio.run(fetch(db_path, "SELECT day, visits, pageviews FROM rollup_site_day "
+    days = asyncio.run(fetch(database_url, "SELECT day, visits, pageviews FROM rollup_site_day "
                                       "ORDER BY day"))
     assert days == [{"day": "2026-03-01", "visits": 1, "pageviews": 2},
                     {"day": "2026-03-02", "visits": 1, "pageviews": 1}]
-    assert run(["--database-url", db_path, "retention", "--retention-days", "1"]) == 0
+    assert run(["--database-url", database_url, "retention", "--retention-days", "1"]) == 0
     assert "deleted 3 hits" in capsys.readouterr().out
-    runs = asyncio.run(fetch(db_path, "SELECT hits_deleted FROM retention_runs"))
+    runs = asyncio.run(fetch(database_url, "SELECT hits_deleted FROM retention_runs"))
     assert runs == [{"hits_deleted": 3}]
 
 
