@@ -264,9 +264,8 @@ async def overview_view(db: Database, config: Config, period: Period,
     for t in targets:
         t["met"] = None if t["value"] is None else t["value"] >= t["target"]
     charts["targets"] = line_chart(
-        labels, [(targets[0]["label"], [v or 0 for v in online]),
-                 (targets[1]["label"], [v or 0 for v in proc]),
-                 (targets[2]["label"], [v or 0 for v in sat])],
+        labels, [(targets[0]["label"], online), (targets[1]["label"], proc),
+                 (targets[2]["label"], sat)],
         title=f.t("National targets"), fmt=lambda v: pct(v, 0), y_max=1.0,
         refs=[RefLine(t["target"], f"{f.t('Target')} {pct(t['target'], 0)}", color)
               for t, color in zip(targets, ("#0b5cab", "#6b7785", "#c0392b"), strict=True)])
