@@ -224,9 +224,10 @@ async def overview_view(db: Database, config: Config, period: Period,
     tables: dict[str, Table] = {}
     charts: dict[str, Markup | None] = {}
     pct = f.pct
+    figures = await queries.agency_rankings(db, s, e)
     for kind, label in (("ministry", "ministries"), ("province", "provinces")):
-        by_visits = await metrics.rankings(db, s, e, kind, "visits")
-        by_rate = await metrics.rankings(db, s, e, kind, "full_online_rate")
+        by_visits = queries.ranked(figures[kind], "visits")
+        by_rate = queries.ranked(figures[kind], "full_online_rate")
         tables[f"{kind}_visits"] = ranking_table(
             f"{kind}_visits", f"Ranking of {label} by visits", by_visits, f, "visits")
         tables[f"{kind}_full_online"] = ranking_table(
