@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean setup test-setup
+.PHONY: run test lint bench clean setup test-setup snippet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,16 @@ test-setup: $(STAMP)
 	./scripts/test-deps.sh
 
 test: test-setup
-	$(BIN)/ruff check collector reports tests bench
+	$(BIN)/ruff check $(wildcard collector reports tests bench)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/snippet.py
+
+# rebuild snippet/dist/gov-tracking.min.js (node + npm; terser pinned by package-lock.json)
+snippet:
+	./snippet/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache giamsat.db giamsat.db-wal giamsat.db-shm

@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from collector.assets import LOADER_PATHS, LoaderEndpoint
+from collector.badge import badge
 from collector.config import Config
 from collector.dossiers import DossierFeed
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret
@@ -47,7 +49,7 @@ class State:
 
 
 async def start(config: Config) -> State:
-    db = await open_database(config.database_url)
+    db = await open_database(config.database_url, spool_dir=config.spool_dir)
     await db.migrate()
     await load_agencies(db)
     if config.demo:
@@ -90,8 +92,21 @@ async def refresh_registry(state: State) -> None:
     await state.sites.refresh(state.db)
 
 
+async def maintain_storage(state: State) -> None:
+    """PostgreSQL: hit partitions created ahead, old spool batch ids pruned."""
+    maintain = getattr(state.db, "maintain", None)
+    if maintain is not None:
+        await maintain()
+
+
+async def scan_sites(state: State) -> None:
+    from collector.scan import scheduled_scan
+
+    await scheduled_scan(state.db, state.config)
+
+
 async def run_rollup(state: State) -> None:
-    report = await rollup(state.db)
+    report = await rollup(state.db, batch=10_000)  # short write locks: ingest keeps flowing
     if report.hits or report.dossiers:
         log.info("rollup: %s", report)
 
@@ -106,6 +121,10 @@ def background_jobs(config: Config) -> list[Callable[[State], Awaitable[None]]]:
     jobs = []
     if config.registry_refresh > 0:
         jobs.append(every(config.registry_refresh, refresh_registry))
+    if config.is_postgres:
+        jobs.append(every(3600, maintain_storage))
+    if config.scan_interval > 0:
+        jobs.append(every(config.scan_interval, scan_sites))
     if config.rollup_interval > 0:
         jobs.append(every(config.rollup_interval, run_rollup))
         # retention after rollups: hourly, or as often as rollups if they are rarer
@@ -120,15 +139,21 @@ async def healthz(request: Request) -> JSONResponse:
         db_ok = True
     except Exception:
         db_ok = False
+    # PostgreSQL down (or its spool not replayed yet) but a spool takes hits: still
+    # accepting, so 200, reported "degraded"; down without a spool: 503
+    store = getattr(state.db, "health", lambda: {})()
+    accepting = db_ok or "spool" in store
     body = {
-        "status": "ok" if db_ok else "degraded",
+        "status": "ok" if db_ok and not store.get("degraded") else "degraded",
         "database": state.db.dialect,
         "database_ok": db_ok,
+        **({"store": store} if store else {}),
         "writer": {"pending": state.writer.pending, "batches": state.writer.batches,
                    "rows": state.writer.rows, "failures": state.writer.failures},
         "sites": len(state.sites.hosts),
     }
-    return JSONResponse(body, 200 if db_ok else 503, headers={"cache-control": "no-store"})
+    return JSONResponse(body, 200 if accepting else 503,
+                        headers={"cache-control": "no-store"})
 
 
 def create_app(config: Config | None = None) -> Starlette:
@@ -164,7 +189,14 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/matomo.php", tracking, methods=["GET", "POST", "OPTIONS"]),
         Route("/TrackingMCDT", dossier_feed, methods=["POST"]),
         Route("/healthz", healthz),
+        Route("/badge/{site_id}.svg", badge),
     ]
+    loader = LoaderEndpoint()  # the built snippet, read and compressed once
+    routes += [Route(path, loader, methods=["GET", "HEAD"]) for path in LOADER_PATHS]
+    if config.demo:
+        from collector.demo import routes as demo_routes
+
+        routes += demo_routes
     # the report pages and stats API (reports imports collector, never the reverse)
     from reports.web import routes as report_routes
 

@@ -133,7 +133,16 @@ def cmd_snippet(args: argparse.Namespace, config: Config) -> int:
     from collector.embed import snippet_html
 
     base = config.public_url or f"http://{config.host}:{config.port}"
-    print(snippet_html(args.site_id, base), end="")
+    integrity = ""
+    if args.sri:
+        from collector.assets import LoaderMissing, load_loader
+
+        try:
+            integrity = load_loader().sri
+        except LoaderMissing as e:
+            print(f"giamsat: {e}", file=sys.stderr)
+            return 2
+    print(snippet_html(args.site_id, base, integrity), end="")
     return 0
 
 
@@ -292,6 +301,11 @@ def parser() -> argparse.ArgumentParser:
     snip = sub.add_parser("snippet", help="print the embed HTML for a site")
     snip.add_argument("site_id", type=int)
     snip.add_argument("--public-url")
+    snip.add_argument("--sri", action="store_true",
+                      help="add a Subresource Integrity hash (re-paste after each upgrade)")
+    from collector.cli_compliance import add_parsers as compliance_parsers
+
+    compliance_parsers(sub)
     add_report_commands(sub)
     return p
 
@@ -301,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command
     if name == "site":
         name = f"site {args.site_command}"
-    if name in ("user", "token"):
-        name = f"{name} {getattr(args, name + '_command')}"
+    if getattr(args, f"{name}_command", None):
+        name = f"{name} {getattr(args, f'{name}_command')}"
     overrides = {
         k: v for k, v in vars(args).items()
         if k not in ("command", "site_command", "user_command", "token_command")
@@ -316,6 +330,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return COMMANDS[name](args, config)
 
+
+def _compliance_commands() -> None:
+    from collector.cli_compliance import COMMANDS as more
+
+    COMMANDS.update(more)
+
+
+_compliance_commands()
 
 if __name__ == "__main__":
     sys.exit(main())

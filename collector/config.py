@@ -57,11 +57,21 @@ class Config:
     rollup_interval: float = 60.0
     # raw events older than this are deleted after they were rolled up
     retention_days: int = 400
+    # PostgreSQL: hits are spooled here (fsynced) while the database is unreachable;
+    # empty = no spool, hits are refused with 503 during an outage
+    spool_dir: str = "giamsat-spool"
     access_log: bool = False
     workers: int = 1
     # load the demo registry into an empty database (make run)
     demo: bool = False
     timezone_offset_hours: int = 7  # Vietnam has no DST: UTC+7 all year
+    # compliance (collector/scan.py, collector/compliance.py)
+    scan_interval: float = 0.0  # seconds between in-server install scans; 0 = off (86400 daily)
+    scan_sample: int = 5  # pages scanned per site besides the home page
+    gap_days: int = 3  # this many consecutive days without hits inside a period = interrupted
+    reconcile_abs: int = 2  # reconciliation tolerance: max(abs, rel × larger count)
+    reconcile_rel: float = 0.05
+    foreign_host_min: int = 20  # hits from unregistered hostnames that make a site incomplete
     # reports: pages anonymous visitors may read (overview, dvc, agencies, sites, compliance)
     public_pages: str = "overview,compliance"
     # reports: national targets drawn as reference lines (ratios)

@@ -181,11 +181,11 @@ class Enricher:
         target = clean_url(hit.target) if hit.target else ""
         return (
             hit.site_id, hit.ts, hit.day, hit.kind, visitor_id(salt, hit.site_id, ip, hit.ua),
-            hit.pv_id, hit.host, redact_text(hit.path), clean_url(hit.url)[:MAX_URL],
+            redact_text(hit.pv_id), hit.host, redact_text(hit.path), clean_url(hit.url)[:MAX_URL],
             redact_text(hit.title), clean_url(hit.referrer) if hit.referrer else "", hit.ref_host,
             redact_text(hit.utm_source), redact_text(hit.utm_medium),
             redact_text(hit.utm_campaign), agent.browser, agent.os, agent.device, country,
-            province, hit.screen, hit.lang, hit.e_c, redact_text(hit.e_a), redact_text(hit.e_n),
-            hit.e_v, target, hit.dvc_service, hit.dvc_state,
+            province, hit.screen, hit.lang, redact_text(hit.e_c), redact_text(hit.e_a),
+            redact_text(hit.e_n), hit.e_v, target, hit.dvc_service, hit.dvc_state,
             dvc_reference(self.secret, hit.dvc_extra) if hit.dvc_extra else "",
         )

@@ -22,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\d])(?:\+?84|0)(?:[\s.-]?\d){9,10}(?![\d])")
 _ID = re.compile(r"(?<![\d])(?:\d{12}|\d{9})(?![\d])")
+# cheap pre-check: every match above holds an "@" or 9 digits with at most single separators
+_MAYBE = re.compile(r"@|\d(?:[\s.-]?\d){8}")
 
 PERSONAL_PARAMS = frozenset(
     """
@@ -42,7 +44,7 @@ PERSONAL_PARAMS = frozenset(
 
 def redact_text(text: str) -> str:
     """Replace e-mails, phone numbers and ID numbers in free text by markers."""
-    if not text:
+    if not text or not _MAYBE.search(text):
         return text
     text = _EMAIL.sub("[email]", text)
     text = _PHONE.sub("[phone]", text)
@@ -50,23 +52,31 @@ def redact_text(text: str) -> str:
 
 
 def has_personal_data(text: str) -> bool:
-    return bool(_EMAIL.search(text) or _PHONE.search(text) or _ID.search(text))
+    return bool(_MAYBE.search(text)) and bool(
+        _EMAIL.search(text) or _PHONE.search(text) or _ID.search(text)
+    )
+
+
+def _personal_param(part: str) -> bool:
+    key, _, value = part.partition("=")
+    if "%" in part or "+" in part:
+        key, value = unquote_plus(key), unquote_plus(value)
+    return key.lower() in PERSONAL_PARAMS or has_personal_data(f"{key}={value}")
 
 
 def clean_url(url: str) -> str:
-    """The URL without its fragment, personal query parameters, or personal data in its path."""
+    """The URL without its fragment, personal query parameters, or personal data in its path.
+
+    Query parameters are kept as sent (not re-encoded); a parameter is dropped whole when
+    its name is a personal one or its decoded name or value holds personal data.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return redact_text(url)
-    query = ""
-    if parts.query:
-        kept = [
-            (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() not in PERSONAL_PARAMS and not has_personal_data(v)
-        ]
-        query = urlencode(kept)
+    query = parts.query
+    if query:
+        query = "&".join(p for p in query.split("&") if p and not _personal_param(p))
     netloc = parts.netloc.rsplit("@", 1)[-1]  # never keep user:password@
     return urlunsplit((parts.scheme, netloc, redact_text(parts.path), query, ""))
 

@@ -96,7 +96,11 @@ class Writer:
                 for f in futures:
                     if not f.done():
                         f.set_exception(Unavailable(str(e)))
-                if self._closing:
+                if self._closing:  # give up: refuse whatever is still queued, never hang
+                    while self._queue:
+                        _, f = self._queue.popleft()
+                        if not f.done():
+                            f.set_exception(Unavailable(str(e)))
                     return
                 if not futures:
                     await asyncio.sleep(1.0)

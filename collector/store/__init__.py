@@ -30,6 +30,11 @@ class Queries(Protocol):
     async def execute(self, sql: str, params: Params = None) -> int: ...
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None: ...
 
+    async def advisory_lock(self, name: str) -> None:
+        """Inside a transaction: wait for, then hold until it ends, the lock ``name``
+        (PostgreSQL ``pg_advisory_xact_lock``; a no-op on SQLite, whose writing
+        transactions are serial). Rollup runners take it so two never interleave."""
+
 
 class Database(Queries, Protocol):
     dialect: str  # "sqlite" | "postgres"
@@ -40,6 +45,15 @@ class Database(Queries, Protocol):
         self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]
     ) -> None:
         """Insert hit rows (in ``HIT_COLUMNS`` order) and add drop counts, in one transaction."""
+
+    async def horizon(self, table: str = "hits") -> int:
+        """The highest id of ``table`` (``hits`` or ``dossiers``) below which no row can still
+        appear: an incremental rollup reads ``id > watermark AND id <= horizon``. On
+        PostgreSQL concurrent collectors commit ids out of order; this waits for inserts in
+        flight and returns a safe id."""
+
+    async def hits_horizon(self) -> int:
+        """``horizon("hits")``."""
 
     async def migrate(self) -> list[str]:
         """Apply pending numbered migrations; return the names applied."""
@@ -61,12 +75,15 @@ def migration_files(dialect: str) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def open_database(url: str) -> Database:
-    """Open the backend named by ``url``: ``postgresql://…`` or a SQLite file path."""
+async def open_database(url: str, spool_dir: str = "") -> Database:
+    """Open the backend named by ``url``: ``postgresql://…`` or a SQLite file path.
+
+    ``spool_dir`` (PostgreSQL only): where hits are spooled while the server is unreachable.
+    """
     if url.startswith(("postgres://", "postgresql://")):
         from collector.store.postgres import PostgresDatabase
 
-        return await PostgresDatabase.open(url)
+        return await PostgresDatabase.open(url, spool_dir)
     from collector.store.sqlite import SQLiteDatabase
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")

@@ -1,0 +1,414 @@
+"""Compliance states per registered site and period, with evidence and what to fix.
+
+``compute(db, config, start, end)`` is the one function that decides, from stored facts
+only: daily rollups (``rollup_site_day``, ``rollup_dvc``, ``rollup_dossiers``), refused
+hits (``dropped``), install scans (``scans``) and reported totals — never raw hits. The
+"last hit" is the last rolled-up day with hits.
+
+States, most severe first (letter 5901/BTTTT-CĐSQG):
+
+``not_connected`` (chưa kết nối)
+    no valid hit ever up to the period's end; or the latest scan read the home page and
+    found no snippet, and no valid hit arrived in the period.
+``incomplete`` (kết nối chưa đầy đủ)
+    the latest scan found the snippet broken on the home page or a sampled page
+    (commented out, ``setSiteId`` empty / wrong / missing, ``http://`` or foreign tracker
+    URL, no ``setTrackerUrl``, no loader), or missing on sampled pages, or absent from the
+    home page while hits still arrive; a DVC site with page views but no ``trackDVC`` in the
+    period; a one-stop site with no dossier feed in the period; at least
+    ``GIAMSAT_FOREIGN_HOST_MIN`` hits refused because they came from hostnames not
+    registered to the site (the code copied onto another site), or the site's own host
+    sending hits with another site's id.
+``interrupted`` (gián đoạn)
+    connected before, but a run of ``GIAMSAT_GAP_DAYS`` or more consecutive days without
+    hits inside the period (exactly the threshold counts). Days before the site's first
+    hit ever are not a gap; the current day is not counted until it is over.
+``not_reconciled`` (chưa đối soát)
+    a comparison of :mod:`collector.reconcile` is outside the tolerance.
+``compliant``.
+
+Precedence (decision): every finding is reported; the state is that of the most severe
+finding. Warnings (home page unreachable at the last scan, no badge, HTTPS not enforced)
+are shown but do not change the state. Sites registered after the period are not
+evaluated; optional sites (``required = 0``) get a state but do not count for agencies.
+An agency is compliant only if all its required sites are; its state is the most severe
+of theirs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.config import Config
+from collector.reconcile import Comparison, compare
+from collector.store import Database
+from collector.tracking import local_day
+
+STATES = ("not_connected", "incomplete", "interrupted", "not_reconciled", "compliant")
+STATE_NAMES = {
+    "not_connected": ("Chưa kết nối", "Not connected"),
+    "incomplete": ("Kết nối chưa đầy đủ", "Incomplete"),
+    "interrupted": ("Gián đoạn", "Interrupted"),
+    "not_reconciled": ("Chưa đối soát", "Not reconciled"),
+    "compliant": ("Đạt", "Compliant"),
+}
+HOST_REASON = "host not registered to this site"
+DAY = dt.timedelta(days=1)
+
+# code → (state it implies, or None for a warning; Vietnamese; English)
+MESSAGES: dict[str, tuple[str | None, str, str]] = {
+    "never_hit": ("not_connected",
+                  "chưa nhận được dữ liệu nào từ mã giám sát (chưa kết nối)",
+                  "no valid hit ever received"),
+    "snippet_absent": ("not_connected", "không tìm thấy mã giám sát trên trang chủ",
+                       "no monitoring code on the home page"),
+    "snippet_absent_with_hits": (
+        "incomplete", "không tìm thấy mã giám sát trên trang chủ (chỉ có ở trang khác)",
+        "no monitoring code on the home page (hits come from other pages)"),
+    "snippet_commented": ("incomplete", "mã giám sát bị chú thích (comment) trên {pages}",
+                          "the monitoring code is commented out on {pages_en}"),
+    "site_id_empty": ("incomplete", "setSiteId rỗng", "setSiteId is empty"),
+    "site_id_wrong": ("incomplete", "setSiteId sai: '{found}' thay vì '{site_id}'",
+                      "setSiteId is wrong: '{found}' instead of '{site_id}'"),
+    "site_id_missing": ("incomplete", "thiếu lệnh setSiteId", "setSiteId is missing"),
+    "tracker_http": ("incomplete", "trackerUrl dùng http (phải là https)",
+                     "trackerUrl uses http (must be https)"),
+    "tracker_not_ours": ("incomplete", "trackerUrl trỏ sai máy chủ: {tracker}",
+                         "trackerUrl points at the wrong server: {tracker}"),
+    "tracker_missing": ("incomplete", "thiếu lệnh setTrackerUrl", "setTrackerUrl is missing"),
+    "loader_missing": ("incomplete", "thiếu thẻ nạp gov-tracking.min.js",
+                       "the gov-tracking.min.js loader is not referenced"),
+    "snippet_missing_on_pages": ("incomplete",
+                                 "thiếu mã giám sát trên {missing}/{sampled} trang con đã kiểm tra",
+                                 "monitoring code missing on {missing} of {sampled} sampled pages"),
+    "dvc_no_trackdvc": ("incomplete",
+                        "hệ thống DVC có lượt xem trang nhưng không gửi trackDVC",
+                        "DVC system has page views but sends no trackDVC"),
+    "onestop_no_feed": ("incomplete", "hệ thống một cửa không gửi dữ liệu hồ sơ (TrackingMCDT)",
+                        "one-stop system sends no dossier feed (TrackingMCDT)"),
+    "foreign_hosts": ("incomplete",
+                      "{n} lượt gửi từ tên miền chưa đăng ký cho trang này: {hosts}",
+                      "{n} hits from hostnames not registered to this site: {hosts}"),
+    "code_of_other_site": ("incomplete",
+                           "trang này đang gắn mã của trang khác (site {others}): {n} lượt",
+                           "this site's pages carry another site's code (site {others}): {n} hits"),
+    "interrupted": ("interrupted",
+                    "gián đoạn {gap} ngày liên tiếp không có dữ liệu (từ {gap_from} đến {gap_to})",
+                    "no hits for {gap} consecutive days ({gap_from} to {gap_to})"),
+    "not_reconciled": ("not_reconciled",
+                       "số liệu lệch quá ngưỡng ở {n} thủ tục (vd. {service}: {a} so với {b})",
+                       "counts differ beyond tolerance for {n} procedure(s) "
+                       "(e.g. {service}: {a} vs {b})"),
+    "home_unreachable": (None, "lần quét gần nhất không mở được trang chủ ({status})",
+                         "the last scan could not read the home page ({status})"),
+    "badge_missing": (None, "chưa hiển thị biểu tượng \"Đã kết nối EMC\"",
+                      "the \"EMC connected\" badge is not shown"),
+    "https_not_enforced": (None, "trang chủ chưa bắt buộc HTTPS",
+                           "the home page does not enforce HTTPS"),
+}
+SCAN_CODES = ("snippet_commented", "site_id_empty", "site_id_wrong", "site_id_missing",
+              "tracker_http", "tracker_not_ours", "tracker_missing", "loader_missing",
+              "snippet_missing_on_pages", "badge_missing", "https_not_enforced")
+
+
+@dataclass
+class Finding:
+    code: str
+    state: str | None
+    message_vi: str
+    message_en: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        return "warning" if self.state is None else "violation"
+
+
+def finding(code: str, **evidence: Any) -> Finding:
+    state, vi, en = MESSAGES[code]
+    return Finding(code, state, vi.format(**evidence), en.format(**evidence), evidence)
+
+
+@dataclass
+class SiteState:
+    site_id: int
+    name: str
+    kind: str
+    agency_code: str
+    agency_name: str
+    agency_kind: str
+    required: bool
+    state: str
+    findings: list[Finding]
+    last_hit_day: str | None
+    hit_days: int
+    gap_days: int
+    scan: dict[str, Any] | None
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "site_id": self.site_id, "name": self.name, "kind": self.kind,
+            "agency_code": self.agency_code, "agency_name": self.agency_name,
+            "agency_kind": self.agency_kind, "required": self.required, "state": self.state,
+            "last_hit_day": self.last_hit_day, "hit_days": self.hit_days,
+            "gap_days": self.gap_days, "counts": self.counts,
+            "scan": self.scan,
+            "findings": [{"code": f.code, "state": f.state, "message_vi": f.message_vi,
+                          "message_en": f.message_en} for f in self.findings],
+        }
+
+
+@dataclass
+class AgencyState:
+    code: str
+    name: str
+    kind: str
+    state: str
+    sites: int
+    compliant: int
+
+
+@dataclass
+class Result:
+    start: str
+    end: str
+    sites: list[SiteState]
+    agencies: list[AgencyState]
+    comparisons: list[Comparison]
+
+    def counts(self, required_only: bool = True) -> dict[str, int]:
+        c = Counter(s.state for s in self.sites if s.required or not required_only)
+        return {st: c.get(st, 0) for st in STATES}
+
+
+def month_period(month: str) -> tuple[str, str]:
+    first = dt.date.fromisoformat(month + "-01")
+    nxt = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return first.isoformat(), (nxt - DAY).isoformat()
+
+
+def _end_ms(end: str) -> int:
+    """The last millisecond of local day ``end`` (UTC+7) as epoch ms."""
+    d = dt.date.fromisoformat(end) + DAY
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp() * 1000) \
+        - 7 * 3600 * 1000 - 1
+
+
+def longest_gap(days: list[str], wstart: str, wend: str) -> tuple[int, str, str, int]:
+    """(longest run of days without hits in [wstart, wend], its first day, last day, total
+    days without hits); ``days`` are the sorted days with hits."""
+    s, e = dt.date.fromisoformat(wstart), dt.date.fromisoformat(wend)
+    if e < s:
+        return 0, "", "", 0
+    best, bfrom, bto, total = 0, "", "", 0
+    prev = s - DAY
+    for d in [dt.date.fromisoformat(x) for x in days if wstart <= x <= wend] + [e + DAY]:
+        gap = (d - prev).days - 1
+        if gap > 0:
+            total += gap
+            if gap > best:
+                best, bfrom, bto = gap, (prev + DAY).isoformat(), (d - DAY).isoformat()
+        prev = d
+    return best, bfrom, bto, total
+
+
+async def _in_chunks(db: Database, sql: str, ids: list[int], params: dict[str, Any]
+                     ) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ", ".join(f":i{j}" for j in range(len(chunk)))
+        rows += await db.fetch_all(sql.replace(":ids", marks),
+                                   {**params, **{f"i{j}": v for j, v in enumerate(chunk)}})
+    return rows
+
+
+async def _latest_scans(db: Database, end_ms: int) -> dict[int, dict[str, Any]]:
+    rows = await db.fetch_all(
+        "SELECT s.site_id, s.ts, s.base_url, s.home_status, s.https_enforced, s.snippet, "
+        "s.site_id_found, s.site_id_state, s.tracker_url, s.loader, s.badge, s.pages, "
+        "s.pages_ok, s.pages_snippet, s.findings FROM scans s JOIN ("
+        "SELECT site_id, MAX(ts) AS ts FROM scans WHERE ts <= :t GROUP BY site_id"
+        ") l ON l.site_id = s.site_id AND l.ts = s.ts", {"t": end_ms})
+    out = {}
+    for r in rows:
+        r["findings"] = json.loads(r["findings"] or "[]")
+        out[r["site_id"]] = r
+    commented = await db.fetch_all(
+        "SELECT p.site_id, p.n FROM scan_pages p JOIN ("
+        "SELECT site_id, MAX(ts) AS ts FROM scans WHERE ts <= :t GROUP BY site_id"
+        ") l ON l.site_id = p.site_id AND l.ts = p.ts WHERE p.snippet = 'commented'",
+        {"t": end_ms})
+    for r in commented:
+        out[r["site_id"]].setdefault("commented_pages", []).append(r["n"])
+    return out
+
+
+def _scan_findings(site_id: int, scan: dict[str, Any], hits_in_period: int) -> list[Finding]:
+    out: list[Finding] = []
+    codes = scan["findings"]
+    if "home_unreachable" in codes:
+        out.append(finding("home_unreachable", status=scan["home_status"]))
+    if "snippet_absent" in codes:
+        out.append(finding("snippet_absent_with_hits" if hits_in_period else "snippet_absent"))
+    for code in SCAN_CODES:
+        if code not in codes:
+            continue
+        if code == "snippet_commented":
+            pages = scan.get("commented_pages", [])
+            home = 0 in pages
+            out.append(finding(
+                code, pages="trang chủ" if home else f"{len(pages)} trang con",
+                pages_en="the home page" if home else f"{len(pages)} sampled page(s)"))
+        elif code == "site_id_wrong":
+            out.append(finding(code, found=scan["site_id_found"], site_id=site_id))
+        elif code == "tracker_not_ours":
+            out.append(finding(code, tracker=scan["tracker_url"]))
+        elif code == "snippet_missing_on_pages":
+            sampled = max(0, scan["pages_ok"] - 1)
+            missing = max(0, scan["pages_ok"] - scan["pages_snippet"])
+            out.append(finding(code, missing=missing, sampled=sampled))
+        else:
+            out.append(finding(code))
+    return out
+
+
+async def compute(
+    db: Database, config: Config, start: str, end: str, as_of_ms: int | None = None,
+) -> Result:
+    """States of every registered site for local days [start, end] (inclusive)."""
+    as_of_ms = int(time.time() * 1000) if as_of_ms is None else as_of_ms
+    today = local_day(as_of_ms)
+    wend = min(end, (dt.date.fromisoformat(today) - DAY).isoformat())
+    p = {"s": start, "e": end}
+    sites = await db.fetch_all(
+        "SELECT s.id, s.name, s.kind, s.agency_code, s.required, s.registered_on, "
+        "a.name AS agency_name, a.kind AS agency_kind FROM sites s "
+        "JOIN agencies a ON a.code = s.agency_code WHERE s.registered_on <= :e ORDER BY s.id", p)
+    period = {r["site_id"]: r for r in await db.fetch_all(
+        "SELECT site_id, COUNT(*) AS days, MIN(day) AS first_day, MAX(day) AS last_day, "
+        "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END) AS window_days, "
+        "SUM(pageviews) AS pageviews, SUM(hits) AS hits FROM rollup_site_day "
+        "WHERE day >= :s AND day <= :e AND hits > 0 GROUP BY site_id", {**p, "w": wend})}
+    site_ids = [s["id"] for s in sites]
+    # sites without hits on every day of the window: look at their days and their past
+    window_days = (dt.date.fromisoformat(wend) - dt.date.fromisoformat(start)).days + 1
+    partial = [i for i in site_ids
+               if i not in period or period[i]["window_days"] < window_days
+               or period[i]["first_day"] > start]
+    before = {r["site_id"]: r["last_day"] for r in await _in_chunks(
+        db, "SELECT site_id, MAX(day) AS last_day FROM rollup_site_day "
+            "WHERE day < :s AND hits > 0 AND site_id IN (:ids) GROUP BY site_id",
+        partial, p)}
+    days: dict[int, list[str]] = {}
+    for r in await _in_chunks(
+        db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :s AND day <= :e "
+            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day",
+        [i for i in partial if i in period], p):
+        days.setdefault(r["site_id"], []).append(r["day"])
+    dvc = {r["site_id"]: r["steps"] for r in await db.fetch_all(
+        "SELECT site_id, SUM(views + submissions + other_steps) AS steps FROM rollup_dvc "
+        "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
+    feed = {r["site_id"]: r["events"] for r in await db.fetch_all(
+        "SELECT site_id, SUM(events) AS events FROM rollup_dossiers "
+        "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
+    host_owner = {r["host"]: r["site_id"] for r in await db.fetch_all(
+        "SELECT host, site_id FROM site_hosts")}
+    foreign: dict[int, dict[str, int]] = {}
+    carried: dict[int, dict[int, int]] = {}  # site whose host carried another site's code
+    for r in await db.fetch_all(
+        "SELECT site_id, host, SUM(n) AS n FROM dropped WHERE reason = :r "
+        "AND day >= :s AND day <= :e GROUP BY site_id, host", {**p, "r": HOST_REASON}):
+        foreign.setdefault(r["site_id"], {})[r["host"]] = r["n"]
+        owner = host_owner.get(r["host"])
+        if owner is not None and owner != r["site_id"]:
+            carried.setdefault(owner, {})[r["site_id"]] = \
+                carried.get(owner, {}).get(r["site_id"], 0) + r["n"]
+    scans = await _latest_scans(db, _end_ms(end))
+    comparisons = await compare(db, start, end, config.reconcile_abs, config.reconcile_rel)
+    failed: dict[int, list[Comparison]] = {}
+    for c in comparisons:
+        if not c.ok:
+            failed.setdefault(c.site_id, []).append(c)
+
+    out: list[SiteState] = []
+    for s in sites:
+        sid = s["id"]
+        per = period.get(sid)
+        hits = int(per["hits"]) if per else 0
+        last_day = per["last_day"] if per else before.get(sid)
+        f: list[Finding] = []
+        if last_day is None:
+            f.append(finding("never_hit"))
+        scan = scans.get(sid)
+        if scan is not None:
+            f += _scan_findings(sid, scan, hits)
+        if s["kind"] == "dvc" and per and per["pageviews"] and not dvc.get(sid):
+            f.append(finding("dvc_no_trackdvc"))
+        if s["kind"] == "onestop" and not feed.get(sid):
+            f.append(finding("onestop_no_feed"))
+        fh = foreign.get(sid, {})
+        if sum(fh.values()) >= config.foreign_host_min:
+            top = sorted(fh, key=lambda h: -fh[h])[:5]
+            f.append(finding("foreign_hosts", n=sum(fh.values()), hosts=", ".join(top)))
+        other = carried.get(sid, {})
+        if sum(other.values()) >= config.foreign_host_min:
+            f.append(finding("code_of_other_site", n=sum(other.values()),
+                             others=", ".join(str(o) for o in sorted(other))))
+        gap, gfrom, gto, missing = 0, "", "", 0
+        if last_day is not None:
+            connected_before = sid in before or (per is not None and per["first_day"] <= start)
+            wstart = start if connected_before else per["first_day"]  # type: ignore[index]
+            if sid in partial:
+                gap, gfrom, gto, missing = longest_gap(days.get(sid, []), wstart, wend)
+            if gap >= config.gap_days > 0:
+                f.append(finding("interrupted", gap=gap, gap_from=gfrom, gap_to=gto))
+        bad = failed.get(sid, [])
+        if bad:
+            worst = max(bad, key=lambda c: abs(c.difference))
+            f.append(finding("not_reconciled", n=len({c.service for c in bad}),
+                             service=worst.service, a=worst.a, b=worst.b))
+        state = min((x.state for x in f if x.state), key=STATES.index, default="compliant")
+        out.append(SiteState(
+            sid, s["name"], s["kind"], s["agency_code"], s["agency_name"], s["agency_kind"],
+            bool(s["required"]), state, sorted(f, key=lambda x: STATES.index(x.state or
+                                                                                "compliant")),
+            last_day, int(per["days"]) if per else 0, gap,
+            _scan_summary(scan), {"hits": hits, "pageviews": int(per["pageviews"]) if per else 0,
+                                  "dvc_steps": int(dvc.get(sid) or 0),
+                                  "feed_events": int(feed.get(sid) or 0),
+                                  "days_without_hits": missing,
+                                  "foreign_host_hits": sum(fh.values())},
+        ))
+    return Result(start, end, out, roll_up(out), comparisons)
+
+
+def _scan_summary(scan: dict[str, Any] | None) -> dict[str, Any] | None:
+    if scan is None:
+        return None
+    keys = ("ts", "base_url", "home_status", "https_enforced", "snippet", "site_id_found",
+            "site_id_state", "tracker_url", "loader", "badge", "pages", "pages_ok",
+            "pages_snippet", "findings")
+    summary = {k: scan[k] for k in keys}
+    summary["day"] = local_day(scan["ts"])
+    return summary
+
+
+def roll_up(sites: list[SiteState]) -> list[AgencyState]:
+    agencies: dict[str, AgencyState] = {}
+    for s in sites:
+        if not s.required:
+            continue
+        a = agencies.setdefault(s.agency_code, AgencyState(
+            s.agency_code, s.agency_name, s.agency_kind, "compliant", 0, 0))
+        a.sites += 1
+        a.compliant += s.state == "compliant"
+        if STATES.index(s.state) < STATES.index(a.state):
+            a.state = s.state
+    return sorted(agencies.values(), key=lambda a: a.code)

@@ -1,0 +1,312 @@
+"""``/compliance``: the published list of violating sites, per-site "what to fix", exports.
+
+Routes (``routes()``; the reports app adds them to its own):
+
+- ``GET /compliance?month=YYYY-MM&state=…&kind=ministry|province`` — per ministry and per
+  province: agencies' roll-up and the violating required sites with state and evidence;
+  month-by-month history of compliant sites; ``&format=csv|json`` downloads the list.
+- ``GET /compliance/latest.csv`` / ``/compliance/latest.json`` — open-data snapshot: every
+  required site's state for the current month.
+- ``GET /compliance/sites/{id}?month=…`` — one site: state, what to fix (Vietnamese and
+  English), evidence, scan history, reconciliation comparisons.
+- ``POST /api/v1/compliance/reported`` — agency-reported totals (CSV body with header
+  ``site,service,period,count``, or JSON ``{"rows": [...]}``), ``Authorization: Bearer`` API
+  token of ``reports.auth``: an admin may report for any site, an agency user for its own
+  agency's sites only.
+
+All pages are public (the compliance list is public by default; DESIGN.md). Scanned pages
+are attacker-controlled: every value (site ids found, tracker URLs, hostnames) reaches the
+page through Jinja autoescaping, CSV cells through ``reports.tables.safe_cell``, JSON with
+``<``/``>``/``&`` escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector.compliance import STATE_NAMES, STATES, Result, compute, month_period
+from collector.tracking import local_day
+from reports.i18n import date, datetime_ms, number, pick_lang
+from reports.tables import Column, Table, download
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+KINDS = {"ministry": ("ministry", "ministerial_agency"), "province": ("province", "city")}
+HISTORY_MONTHS = 12
+CACHE_SECONDS = 600.0
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+VI = {
+    "Compliance with the monitoring code": "Tình hình gắn mã giám sát",
+    "Month": "Tháng", "State": "Trạng thái", "Agency kind": "Loại cơ quan",
+    "All": "Tất cả", "Ministries": "Bộ, cơ quan ngang bộ", "Provinces": "Tỉnh, thành phố",
+    "Show": "Xem", "Agencies": "Cơ quan", "Agency": "Cơ quan", "Site": "Trang",
+    "Kind": "Loại", "Required sites": "Số trang bắt buộc", "Compliant": "Đạt",
+    "Violating sites": "Trang vi phạm", "Evidence": "Căn cứ", "Last hit": "Lần ghi nhận cuối",
+    "Last scan": "Lần quét cuối", "Gap days": "Số ngày gián đoạn",
+    "History": "Diễn biến theo tháng", "Compliant sites": "Số trang đạt",
+    "Download": "Tải về", "No violating site.": "Không có trang vi phạm.",
+    "What to fix": "Cần khắc phục", "Nothing to fix.": "Không có gì cần khắc phục.",
+    "Warnings": "Lưu ý", "Scans": "Các lần quét", "Pages": "Số trang",
+    "Snippet": "Mã giám sát", "Findings": "Phát hiện", "Reconciliation": "Đối soát",
+    "Service code": "Mã thủ tục", "Compared": "So sánh", "Difference": "Chênh lệch",
+    "Tolerance": "Ngưỡng", "Result": "Kết quả", "agree": "khớp", "differ": "lệch",
+    "Open data": "Dữ liệu mở", "Home page": "Trang chủ", "Counts": "Số liệu",
+    "never": "chưa có", "Site not found": "Không tìm thấy trang",
+}
+
+
+def _t(lang: str):  # type: ignore[no-untyped-def]
+    return (lambda s: VI.get(s, s)) if lang == "vi" else (lambda s: s)
+
+
+def _state_name(state: str, lang: str) -> str:
+    vi, en = STATE_NAMES[state]
+    return vi if lang == "vi" else en
+
+
+def _month(q: str | None, today: str) -> str:
+    if q and len(q) == 7 and q[4] == "-" and q[:4].isdigit() and q[5:].isdigit() \
+            and 1 <= int(q[5:]) <= 12 and "2000" <= q[:4] <= "2100":
+        return q
+    return today[:7]
+
+
+def _prev_months(month: str, n: int) -> list[str]:
+    y, m = int(month[:4]), int(month[5:])
+    out = []
+    for _ in range(n):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return out[::-1]
+
+
+async def _compute(request: Request, month: str) -> Result:
+    """States for a month; closed months are cached a few minutes (the history reads 12)."""
+    state = request.app.state.giamsat
+    today = local_day(int(time.time() * 1000))
+    cache: dict[str, tuple[float, Result]] = getattr(state, "_compliance_cache", None) or {}
+    state._compliance_cache = cache
+    hit = cache.get(month)
+    if hit and month < today[:7] and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    start, end = month_period(month)
+    result = await compute(state.db, state.config, start, end)
+    cache[month] = (time.monotonic(), result)
+    return result
+
+
+def _evidence(s: Any, lang: str) -> str:
+    t = _t(lang)
+    parts = [f"{t('Last hit')}: {date(s.last_hit_day, lang) if s.last_hit_day else t('never')}"]
+    if s.gap_days:
+        parts.append(f"{t('Gap days')}: {s.gap_days}")
+    if s.scan:
+        parts.append(f"{t('Last scan')}: {date(s.scan['day'], lang)} ({s.scan['home_status']}, "
+                     f"{t('Snippet').lower()}: {s.scan['snippet']})")
+    return "; ".join(parts)
+
+
+def violators_table(result: Result, lang: str, states: tuple[str, ...], kinds: tuple[str, ...]
+                    ) -> Table:
+    t = _t(lang)
+    rows = []
+    for s in result.sites:
+        if not s.required or s.state == "compliant" or s.state not in states \
+                or (kinds and s.agency_kind not in kinds):
+            continue
+        rows.append({
+            "site_id": s.site_id, "site": s.name, "agency_code": s.agency_code,
+            "agency": s.agency_name, "kind": s.kind, "state": s.state,
+            "state_name": _state_name(s.state, lang),
+            "last_hit": s.last_hit_day or "", "gap_days": s.gap_days,
+            "findings": "; ".join(f.message_vi if lang == "vi" else f.message_en
+                                  for f in s.findings if f.state),
+        })
+    cols = [Column("site_id", "ID", "code"), Column("site", t("Site")),
+            Column("agency_code", t("Agency"), "code"), Column("agency", t("Agency")),
+            Column("kind", t("Kind"), "code"), Column("state", t("State"), "code"),
+            Column("state_name", t("State")), Column("last_hit", t("Last hit"), "date"),
+            Column("gap_days", t("Gap days"), "int"), Column("findings", t("What to fix"))]
+    return Table("violators", t("Violating sites"), cols, rows)
+
+
+def snapshot_table(result: Result) -> Table:
+    rows = [{
+        "month": result.start[:7], "site_id": s.site_id, "site": s.name,
+        "agency_code": s.agency_code, "agency": s.agency_name, "agency_kind": s.agency_kind,
+        "kind": s.kind, "state": s.state, "last_hit": s.last_hit_day or "",
+        "gap_days": s.gap_days, "scan_day": s.scan["day"] if s.scan else "",
+        "findings": " ".join(f.code for f in s.findings),
+        "what_to_fix_vi": "; ".join(f.message_vi for f in s.findings if f.state),
+        "what_to_fix_en": "; ".join(f.message_en for f in s.findings if f.state),
+    } for s in result.sites if s.required]
+    cols = [Column(k, k) for k in ("month", "site_id", "site", "agency_code", "agency",
+                                   "agency_kind", "kind", "state", "last_hit", "gap_days",
+                                   "scan_day", "findings", "what_to_fix_vi", "what_to_fix_en")]
+    return Table("compliance", "compliance", cols, rows)
+
+
+def _render(name: str, **ctx: Any) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(name).render(**ctx),
+                        headers={"x-content-type-options": "nosniff"})
+
+
+async def compliance_page(request: Request) -> Response:
+    q = request.query_params
+    lang = pick_lang(q, request.headers.get("accept-language", ""))
+    t = _t(lang)
+    today = local_day(int(time.time() * 1000))
+    month = _month(q.get("month"), today)
+    state_f = q.get("state", "")
+    states = (state_f,) if state_f in STATES else STATES
+    kind_f = q.get("kind", "")
+    kinds = KINDS.get(kind_f, ())
+    result = await _compute(request, month)
+    table = violators_table(result, lang, states, kinds)
+    if q.get("format") in ("csv", "json"):
+        return download(table, q["format"], f"giamsat-{month}")
+    by_id = {s.site_id: s for s in result.sites}
+    groups = []
+    for key, label in (("ministry", t("Ministries")), ("province", t("Provinces"))):
+        if kinds and kinds != KINDS[key]:
+            continue
+        agencies = [a for a in result.agencies if a.kind in KINDS[key]]
+        sites = [r for r in table.rows if by_id[r["site_id"]].agency_kind in KINDS[key]]
+        groups.append({"label": label, "agencies": agencies, "sites": sites})
+    history = []
+    for m in _prev_months(month, HISTORY_MONTHS):
+        if m > today[:7]:
+            continue
+        r = await _compute(request, m)
+        counts = r.counts()
+        history.append({"month": m, "total": sum(counts.values()), **counts})
+    counts = result.counts()
+    return _render(
+        "compliance.html", t=t, lang=lang, month=month, state_f=state_f, kind_f=kind_f,
+        states=STATES, state_name=lambda s: _state_name(s, lang), groups=groups,
+        counts=counts, history=history, number=lambda v: number(v, lang),
+        evidence=lambda r: _evidence(by_id[r["site_id"]], lang), fmt_date=lambda d: date(d, lang),
+    )
+
+
+async def latest(request: Request) -> Response:
+    fmt = request.path_params["fmt"]
+    today = local_day(int(time.time() * 1000))
+    result = await _compute(request, today[:7])
+    resp = download(snapshot_table(result), fmt, f"giamsat-compliance-{today[:7]}")
+    resp.headers["cache-control"] = "public, max-age=300"
+    resp.headers["access-control-allow-origin"] = "*"
+    if fmt == "csv":
+        resp.headers["content-disposition"] = 'inline; filename="compliance-latest.csv"'
+    return resp
+
+
+async def site_page(request: Request) -> Response:
+    q = request.query_params
+    lang = pick_lang(q, request.headers.get("accept-language", ""))
+    t = _t(lang)
+    raw = request.path_params["site_id"]
+    today = local_day(int(time.time() * 1000))
+    month = _month(q.get("month"), today)
+    result = await _compute(request, month)
+    site = next((s for s in result.sites if raw.isdigit() and s.site_id == int(raw)), None)
+    if site is None:
+        return HTMLResponse(f"<!doctype html><title>404</title><p>{t('Site not found')}</p>",
+                            404)
+    db = request.app.state.giamsat.db
+    scans = await db.fetch_all(
+        "SELECT ts, base_url, home_status, snippet, site_id_state, site_id_found, tracker_url, "
+        "pages, pages_ok, pages_snippet, findings FROM scans WHERE site_id = :s "
+        "ORDER BY ts DESC LIMIT 10", {"s": site.site_id})
+    for s in scans:
+        s["findings"] = json.loads(s["findings"] or "[]")
+    comparisons = [c for c in result.comparisons if c.site_id == site.site_id]
+    if q.get("format") == "json":
+        body = json.dumps({"month": month, **site.as_dict()}, ensure_ascii=False)
+        body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return Response(body, media_type="application/json",
+                        headers={"x-content-type-options": "nosniff"})
+    return _render(
+        "compliance_site.html", t=t, lang=lang, month=month, site=site,
+        state_name=_state_name(site.state, lang), scans=scans, comparisons=comparisons,
+        fixes=[f for f in site.findings if f.state],
+        warnings=[f for f in site.findings if not f.state],
+        fmt_date=lambda d: date(d, lang), fmt_ts=lambda ms: datetime_ms(ms, lang),
+        number=lambda v: number(v, lang),
+    )
+
+
+async def reported_api(request: Request) -> Response:
+    from collector.reconcile import ReportedError, import_reported, save_reported, validate_row
+    from reports.auth import user_for_token
+
+    state = request.app.state.giamsat
+    auth = request.headers.get("authorization", "")
+    user = None
+    if auth.lower().startswith("bearer "):
+        user = await user_for_token(state.db, auth[7:].strip())
+    if user is None:
+        return JSONResponse({"error": "an API token is needed (Authorization: Bearer …)"}, 401,
+                            headers={"www-authenticate": "Bearer"})
+    allowed = None
+    if not user.is_admin:
+        allowed = {r["id"] for r in await state.db.fetch_all(
+            "SELECT id FROM sites WHERE agency_code = :a", {"a": user.agency_code})}
+    body = await request.body()
+    if len(body) > 2_000_000:
+        return JSONResponse({"error": "body too large (over 2 MB)"}, 413)
+    source = f"api:{user.username}"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return JSONResponse({"error": "body is not UTF-8"}, 400)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return JSONResponse({"error": "malformed JSON"}, 400)
+        rows = doc.get("rows") if isinstance(doc, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            return JSONResponse({"error": 'expected {"rows": [{"site", "service", "period", '
+                                          '"count"}, …]}'}, 400)
+        registered = {r["id"] for r in await state.db.fetch_all("SELECT id FROM sites")}
+        if allowed is not None:
+            registered &= allowed
+        good, errors = [], []
+        for i, row in enumerate(rows):
+            try:
+                good.append(validate_row({k: (str(v) if v is not None else None)
+                                          for k, v in row.items()}, registered))
+            except ReportedError as e:
+                errors.append({"index": i, "reason": str(e)})
+        saved = await save_reported(state.db, good, source)
+    else:
+        report = await import_reported(state.db, text, source, allowed)
+        saved = report.saved
+        errors = [{"line": line, "reason": msg} for line, msg in report.errors]
+    status = 200 if saved or not errors else 400
+    return JSONResponse({"saved": saved, "refused": len(errors), "errors": errors[:100]}, status)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/compliance", compliance_page),
+        Route("/compliance/latest.{fmt:str}", latest_dispatch),
+        Route("/compliance/sites/{site_id}", site_page),
+        Route("/api/v1/compliance/reported", reported_api, methods=["POST"]),
+    ]
+
+
+async def latest_dispatch(request: Request) -> Response:
+    if request.path_params["fmt"] not in ("csv", "json"):
+        return Response("not found\n", 404, media_type="text/plain")
+    return await latest(request)
+

@@ -1,0 +1,239 @@
+"""Compliance states from fixed stored facts, including the boundaries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from collector.compliance import compute, longest_gap, month_period
+from collector.config import Config
+from collector.reconcile import import_reported
+from collector.store import Database
+from tests.compliance_helpers import (
+    add_days,
+    add_dropped,
+    add_dvc,
+    add_feed,
+    days,
+    ensure_rollups,
+    register,
+)
+
+MARCH = month_period("2026-03")
+LATER = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp() * 1000)
+CFG = Config(gap_days=3, reconcile_abs=2, reconcile_rel=0.05, foreign_host_min=20)
+
+
+@pytest.fixture
+async def facts(db: Database) -> Database:
+    await ensure_rollups(db)
+    await db.execute("DELETE FROM sites")  # the conftest sites 47/48 are not part of these
+    return db
+
+
+async def states(db: Database, config: Config = CFG, period: tuple[str, str] = MARCH,
+                 as_of: int = LATER) -> dict[int, object]:
+    result = await compute(db, config, period[0], period[1], as_of)
+    return {s.site_id: s for s in result.sites}
+
+
+def codes(site: object) -> list[str]:
+    return [f.code for f in site.findings]  # type: ignore[attr-defined]
+
+
+def test_month_period_and_gap_arithmetic() -> None:
+    assert month_period("2026-02") == ("2026-02-01", "2026-02-28")
+    assert month_period("2026-12") == ("2026-12-01", "2026-12-31")
+    all_days = days("2026-03-01", "2026-03-31", skip=("2026-03-10", "2026-03-11"))
+    assert longest_gap(all_days, "2026-03-01", "2026-03-31") == (2, "2026-03-10", "2026-03-11", 2)
+    assert longest_gap([], "2026-03-01", "2026-03-31")[0] == 31
+    assert longest_gap(["2026-03-01"], "2026-03-01", "2026-03-31")[:3] == (
+        30, "2026-03-02", "2026-03-31")
+
+
+async def test_never_hit_is_not_connected(facts: Database) -> None:
+    await register(facts, 1)
+    s = (await states(facts))[1]
+    assert s.state == "not_connected"
+    assert codes(s) == ["never_hit"]
+    assert s.last_hit_day is None
+
+
+async def test_every_day_is_compliant(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-02-20", "2026-03-31"))
+    s = (await states(facts))[1]
+    assert (s.state, s.findings, s.gap_days, s.hit_days) == ("compliant", [], 0, 31)
+    assert s.last_hit_day == "2026-03-31"
+
+
+@pytest.mark.parametrize(("missing", "state"), [(2, "compliant"), (3, "interrupted"),
+                                                 (4, "interrupted")])
+async def test_gap_boundary(facts: Database, missing: int, state: str) -> None:
+    await register(facts, 1)
+    skip = tuple(f"2026-03-{10 + i:02d}" for i in range(missing))
+    await add_days(facts, 1, days("2026-02-01", "2026-03-31", skip=skip))
+    s = (await states(facts))[1]
+    assert s.state == state
+    assert s.gap_days == missing
+    assert s.counts["days_without_hits"] == missing
+    if state == "interrupted":
+        f = s.findings[0]
+        assert f.code == "interrupted"
+        assert f.evidence["gap_from"] == "2026-03-10"
+        assert f"gián đoạn {missing} ngày" in f.message_vi
+
+
+async def test_trailing_gap_and_hits_only_before_the_period(facts: Database) -> None:
+    await register(facts, 1)
+    await register(facts, 2)
+    await add_days(facts, 1, days("2026-02-01", "2026-03-28"))   # silent 29, 30, 31
+    await add_days(facts, 2, days("2026-01-01", "2026-02-15"))   # silent all March
+    st = await states(facts)
+    assert (st[1].state, st[1].gap_days) == ("interrupted", 3)
+    assert (st[2].state, st[2].gap_days, st[2].last_hit_day) == ("interrupted", 31, "2026-02-15")
+
+
+async def test_connected_mid_period_is_not_a_gap(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-03-15", "2026-03-31"))
+    s = (await states(facts))[1]
+    assert (s.state, s.gap_days, s.hit_days) == ("compliant", 0, 17)
+
+
+async def test_current_day_is_not_counted_until_over(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-02-01", "2026-03-17"))  # nothing yet on the 18th
+    noon_18 = int(dt.datetime(2026, 3, 18, 5, tzinfo=dt.UTC).timestamp() * 1000)
+    assert (await states(facts, as_of=noon_18))[1].state == "compliant"
+    await facts.execute("DELETE FROM rollup_site_day WHERE day >= '2026-03-15'")
+    s = (await states(facts, as_of=noon_18))[1]  # 15, 16, 17 silent: exactly the threshold
+    assert (s.state, s.gap_days) == ("interrupted", 3)
+
+
+async def test_dvc_without_trackdvc_and_onestop_without_feed(facts: Database) -> None:
+    await register(facts, 1, kind="dvc")
+    await register(facts, 2, kind="dvc")
+    await register(facts, 3, kind="onestop")
+    await register(facts, 4, kind="onestop")
+    for sid in (1, 2, 3, 4):
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    await add_dvc(facts, 2, "2026-03-05", "1.00309", views=5, submissions=1)
+    await add_feed(facts, 4, "2026-03-05", "1.00309", online=1)
+    st = await states(facts)
+    assert (st[1].state, codes(st[1])) == ("incomplete", ["dvc_no_trackdvc"])
+    assert "không gửi trackDVC" in st[1].findings[0].message_vi
+    assert st[2].state == "compliant"
+    assert (st[3].state, codes(st[3])) == ("incomplete", ["onestop_no_feed"])
+    assert st[4].state == "compliant"
+
+
+async def test_unregistered_hosts_and_copied_code(facts: Database) -> None:
+    for sid in (1, 2, 3):
+        await register(facts, sid)
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    # site 1's code on a host nobody registered, 20 hits: at the threshold
+    await add_dropped(facts, 1, "2026-03-03", "copy.example.com", 12)
+    await add_dropped(facts, 1, "2026-03-04", "copy.example.com", 8)
+    # site 2's code on site 3's host, 19 hits: below the threshold for site 2 and site 3
+    await add_dropped(facts, 2, "2026-03-03", "s3.example.gov.vn", 19)
+    st = await states(facts)
+    assert (st[1].state, codes(st[1])) == ("incomplete", ["foreign_hosts"])
+    assert st[1].findings[0].evidence == {"n": 20, "hosts": "copy.example.com"}
+    assert st[2].state == st[3].state == "compliant"
+    await add_dropped(facts, 2, "2026-03-09", "s3.example.gov.vn", 1)
+    st = await states(facts)
+    assert codes(st[2]) == ["foreign_hosts"]
+    assert codes(st[3]) == ["code_of_other_site"]
+    assert "site 2" in st[3].findings[0].message_vi
+
+
+@pytest.mark.parametrize(("browser", "state"), [(95, "compliant"), (94, "not_reconciled")])
+async def test_reconciliation_tolerance_boundary(facts: Database, browser: int,
+                                                 state: str) -> None:
+    # tolerance = max(2, 5 % of 100) = 5: a difference of exactly 5 reconciles
+    await register(facts, 1, kind="dvc")
+    await add_days(facts, 1, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 1, "2026-03-02", "2.001", online=60)
+    await add_feed(facts, 1, "2026-03-20", "2.001", online=40)
+    await add_dvc(facts, 1, "2026-03-02", "2.001", views=500, submissions=browser)
+    result = await compute(facts, CFG, *MARCH, LATER)
+    s = result.sites[0]
+    assert s.state == state
+    [c] = result.comparisons
+    assert (c.against, c.a, c.b, c.difference, c.tolerance) == (
+        "feed-browser", 100, browser, 100 - browser, 5.0)
+    if state == "not_reconciled":
+        assert "2.001: 100 so với 94" in s.findings[0].message_vi
+
+
+async def test_small_counts_use_the_absolute_tolerance(facts: Database) -> None:
+    await register(facts, 1, kind="dvc")
+    await add_days(facts, 1, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 1, "2026-03-02", "A", online=3)
+    await add_dvc(facts, 1, "2026-03-02", "A", views=9, submissions=1)   # |3-1| = 2 = abs tol
+    await add_feed(facts, 1, "2026-03-02", "B", online=3)
+    await add_dvc(facts, 1, "2026-03-02", "B", views=9, submissions=0)   # |3-0| = 3 > 2
+    result = await compute(facts, CFG, *MARCH, LATER)
+    assert [(c.service, c.ok) for c in result.comparisons] == [("A", True), ("B", False)]
+    assert result.sites[0].state == "not_reconciled"
+
+
+async def test_reported_totals_from_csv(facts: Database) -> None:
+    await register(facts, 1, kind="onestop")
+    await add_days(facts, 1, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 1, "2026-03-02", "1.1", online=100)
+    csv_text = ("\ufeffsite,service,period,count\n1,1.1,2026-03,120\n1,1.2,2026-04,5\n"
+                "99,1.1,2026-03,1\n1,x y,2026-03,1\n1,1.1,2026-13,1\n1,1.1,2026-03,-4\n")
+    report = await import_reported(facts, csv_text, "csv:test.csv")
+    assert report.saved == 2
+    assert [line for line, _ in report.errors] == [4, 5, 6, 7]
+    assert "site" in report.errors[0][1] and "count" in report.errors[3][1]
+    result = await compute(facts, CFG, *MARCH, LATER)
+    [c] = result.comparisons
+    assert (c.against, c.a, c.b, c.ok) == ("reported-feed", 120, 100, False)
+    assert result.sites[0].state == "not_reconciled"
+    # re-import replaces: 104 vs 100 is within 5 %
+    await import_reported(facts, "site,service,period,count\n1,1.1,2026-03,104\n", "csv:b")
+    assert (await states(facts))[1].state == "compliant"
+
+
+async def test_precedence_lists_all_findings_and_takes_the_most_severe(facts: Database) -> None:
+    await register(facts, 1, kind="onestop")
+    ts = int(dt.datetime(2026, 3, 20, tzinfo=dt.UTC).timestamp() * 1000)
+    await facts.execute(
+        "INSERT INTO scans (site_id, ts, base_url, duration_ms, home_status, snippet, "
+        "pages, pages_ok, findings) VALUES (1, :ts, 'https://s1/', 5, 'ok', 'commented', "
+        "1, 1, :f)", {"ts": ts, "f": json.dumps(["snippet_commented", "badge_missing"])})
+    await facts.execute(
+        "INSERT INTO scan_pages (site_id, ts, n, url, status, snippet) "
+        "VALUES (1, :ts, 0, 'https://s1/', 'ok', 'commented')", {"ts": ts})
+    s = (await states(facts))[1]
+    assert s.state == "not_connected"
+    assert codes(s) == ["never_hit", "snippet_commented", "onestop_no_feed", "badge_missing"]
+    assert "mã giám sát bị chú thích (comment) trên trang chủ" in s.findings[1].message_vi
+    assert s.findings[-1].severity == "warning"
+    # a scan after the period is not evidence for it
+    s = (await states(facts, period=month_period("2026-02")))[1]
+    assert codes(s) == ["never_hit", "onestop_no_feed"]
+
+
+async def test_agency_roll_up_and_registration_date(facts: Database) -> None:
+    await register(facts, 1, agency="H26")
+    await register(facts, 2, agency="H26", required=False)
+    await register(facts, 3, agency="H01")
+    await register(facts, 4, agency="H01")
+    await register(facts, 5, agency="H01", registered_on="2026-04-02")
+    for sid in (1, 3):
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    result = await compute(facts, CFG, *MARCH, LATER)
+    assert 5 not in {s.site_id for s in result.sites}
+    agencies = {a.code: a for a in result.agencies}
+    assert (agencies["H26"].state, agencies["H26"].sites, agencies["H26"].compliant) == (
+        "compliant", 1, 1)   # the optional site 2 (not connected) does not count
+    assert (agencies["H01"].state, agencies["H01"].sites, agencies["H01"].compliant) == (
+        "not_connected", 2, 1)
+    assert result.counts() == {"not_connected": 1, "incomplete": 0, "interrupted": 0,
+                               "not_reconciled": 0, "compliant": 2}

@@ -1,0 +1,232 @@
+"""The install scanner against real local portals (HTTP and HTTPS servers on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_sync
+
+from collector.cli import main as cli_main
+from collector.compliance import compute
+from collector.config import Config
+from collector.fixture_portals import (
+    PortalServer,
+    Route,
+    page,
+    script_only,
+    self_signed_context,
+    sitemap,
+    snippet,
+)
+from collector.scan import ScanOptions, run_scans
+from collector.scan_html import analyse_page, split_js
+from collector.store import Database, open_database
+from collector.tracking import local_day
+from tests.compliance_helpers import add_days, days, ensure_rollups, register
+
+EMC = "https://emc.gov.vn"
+OPTS = ScanOptions(sample=3, concurrency=4, timeout=0.5, retries=0)
+
+
+def badge(site_id: int) -> str:
+    return f'<a href="{EMC}"><img src="{EMC}/badge/{site_id}.svg" alt="EMC"></a>'
+
+
+def portal(routes: dict[str, Route], server: PortalServer, kind: str, sid: int) -> None:
+    """Fill ``routes`` with the fixture portal of ``kind`` under ``/p/``."""
+    ok = snippet(sid, EMC)
+    pages = [server.url(f"/p/page{i}") for i in (1, 2)]
+    home = {
+        "correct": ok + badge(sid),
+        "commented": "<!-- " + script_only(ok) + " -->",
+        "empty_id": snippet("", EMC),
+        "http_tracker": snippet(sid, "http://emc.gov.vn"),
+        "home_only": ok,
+        "absent": "<p>Chào mừng</p>",
+    }.get(kind)
+    if home is not None:
+        routes["/p/"] = Route(page(home))
+        routes["/p/sitemap.xml"] = sitemap(pages)
+        for u in pages:
+            routes[u.split(str(server.port), 1)[1]] = Route(
+                page("<p>trang con</p>" if kind == "home_only" else home))
+    elif kind == "timeout":
+        routes["/p/"] = Route(page(ok), delay=3)
+    elif kind == "redirect_loop":
+        routes["/p/"] = Route(status=302, headers={"location": "/p/a"})
+        routes["/p/a"] = Route(status=302, headers={"location": "/p/"})
+    elif kind == "error_500":
+        routes["/p/"] = Route(page("lỗi"), 500)
+
+
+CASES = {
+    # kind: (home status, home snippet, finding codes, state with earlier hits, state without)
+    "correct": ("ok", "present", ["https_not_enforced"], "compliant", "not_connected"),
+    "commented": ("ok", "commented", ["snippet_commented", "badge_missing",
+                                      "https_not_enforced"], "incomplete", "not_connected"),
+    "empty_id": ("ok", "present", ["site_id_empty", "badge_missing", "https_not_enforced"],
+                 "incomplete", "not_connected"),
+    "http_tracker": ("ok", "present", ["tracker_http", "badge_missing", "https_not_enforced"],
+                     "incomplete", "not_connected"),
+    "home_only": ("ok", "present", ["snippet_missing_on_pages", "badge_missing",
+                                    "https_not_enforced"], "incomplete", "not_connected"),
+    "absent": ("ok", "absent", ["snippet_absent", "snippet_missing_on_pages", "badge_missing",
+                                "https_not_enforced"],
+               "incomplete", "not_connected"),
+    "timeout": ("timeout", "unknown", ["home_unreachable"], "compliant", "not_connected"),
+    "redirect_loop": ("too_many_redirects", "unknown", ["home_unreachable"], "compliant",
+                      "not_connected"),
+    "error_500": ("http_500", "unknown", ["home_unreachable"], "compliant", "not_connected"),
+}
+
+
+async def scan_and_state(db: Database, sid: int, url: str, with_hits: bool,
+                         opts: ScanOptions = OPTS) -> tuple[dict, list[dict], str, list[str]]:
+    await ensure_rollups(db)
+    await register(db, sid)
+    today = local_day(int(time.time() * 1000))
+    month_start = today[:8] + "01"
+    if with_hits:
+        prev = (dt.date.fromisoformat(month_start) - dt.timedelta(days=5)).isoformat()
+        await add_days(db, sid, days(prev, today))
+    config = Config(public_url=EMC)
+    await run_scans(db, config, [(sid, url)], opts)
+    scan = await db.fetch_one("SELECT * FROM scans WHERE site_id = :s", {"s": sid})
+    pages = await db.fetch_all("SELECT * FROM scan_pages WHERE site_id = :s ORDER BY n",
+                               {"s": sid})
+    result = await compute(db, config, month_start, today)
+    [site] = [s for s in result.sites if s.site_id == sid]
+    return scan, pages, site.state, [f.message_vi for f in site.findings]
+
+
+@pytest.mark.parametrize("with_hits", [True, False], ids=["had-hits", "never-hit"])
+@pytest.mark.parametrize("kind", list(CASES))
+async def test_fixture_portal(db: Database, kind: str, with_hits: bool) -> None:
+    status, snip, findings, state_hits, state_none = CASES[kind]
+    routes: dict[str, Route] = {}
+    with PortalServer(routes) as server:
+        portal(routes, server, kind, 101)
+        scan, pages, state, messages = await scan_and_state(db, 101, server.url("/p/"),
+                                                            with_hits)
+    assert scan is not None
+    assert (scan["home_status"], scan["snippet"]) == (status, snip)
+    assert json.loads(scan["findings"]) == findings
+    assert state == (state_hits if with_hits else state_none)
+    assert pages[0]["status"] == status
+    if status == "ok":
+        assert len(pages) == 3 and scan["pages_ok"] == 3
+        assert scan["https_enforced"] == 0  # a plain http:// portal
+    else:
+        assert len(pages) == 1 and scan["pages_ok"] == 0
+        assert any("không mở được trang chủ" in m for m in messages)
+    if kind == "correct":
+        assert (scan["site_id_state"], scan["site_id_found"]) == ("right", "101")
+        assert (scan["tracker_url"], scan["tracker_https"], scan["tracker_ours"]) == (
+            EMC + "/tracking", 1, 1)
+        assert scan["loader"] == 1 and scan["badge"] == 1 and scan["pages_snippet"] == 3
+    if kind == "commented" and with_hits:
+        assert "mã giám sát bị chú thích (comment) trên trang chủ" in messages
+    if kind == "empty_id":
+        assert scan["site_id_state"] == "empty"
+        assert "setSiteId rỗng" in messages
+    if kind == "http_tracker":
+        assert scan["tracker_https"] == 0
+        assert "trackerUrl dùng http (phải là https)" in messages
+    if kind == "home_only":
+        assert [p["snippet"] for p in pages] == ["present", "absent", "absent"]
+        assert scan["pages_snippet"] == 1
+        assert "thiếu mã giám sát trên 2/2 trang con đã kiểm tra" in messages
+    if kind == "timeout":
+        assert "Timeout" in pages[0]["error"]
+
+
+async def test_broken_tls_certificate(db: Database, tmp_path: Path) -> None:
+    tls = self_signed_context(tmp_path)
+    with PortalServer({"/": Route(page(snippet(102, EMC)))}, tls=tls) as server:
+        scan, pages, state, messages = await scan_and_state(db, 102, server.url("/"), False)
+    assert scan["home_status"] == "tls_error"
+    assert "CERTIFICATE_VERIFY_FAILED" in pages[0]["error"]
+    assert state == "not_connected"
+    assert any("tls_error" in m for m in messages)
+
+
+async def test_connection_refused_and_retries(db: Database) -> None:
+    with PortalServer({}) as server:
+        url = server.url("/")
+    scan, _pages, state, _ = await scan_and_state(db, 103, url, False)
+    assert scan["home_status"] == "connection_refused"
+    assert state == "not_connected"
+    routes = {"/": Route(page("bận"), 503)}
+    with PortalServer(routes) as busy:
+        opts = ScanOptions(sample=0, timeout=2, retries=2)
+        await run_scans(db, Config(), [(103, busy.url("/"))], opts)
+        assert busy.requests == 3  # 503 is retried twice; sample=0 and an http base: no more
+    scan = await db.fetch_one("SELECT home_status FROM scans WHERE site_id = 103 "
+                              "ORDER BY ts DESC LIMIT 1")
+    assert scan == {"home_status": "http_503"}
+
+
+async def test_links_sample_when_no_sitemap_and_wrong_site_id(db: Database) -> None:
+    routes: dict[str, Route] = {}
+    with PortalServer(routes) as server:
+        links = "".join(f'<a href="/p/{i}">{i}</a>' for i in range(5))
+        routes["/p/"] = Route(page(snippet(999, EMC) + links +
+                                   '<a href="https://elsewhere.example/x">x</a>'))
+        for i in range(5):
+            routes[f"/p/{i}"] = Route(page(snippet(104, EMC)))
+        scan, pages, state, messages = await scan_and_state(db, 104, server.url("/p/"), True)
+    assert [p["url"].rsplit("/", 1)[1] for p in pages] == ["", "0", "1", "2"]
+    assert (scan["site_id_state"], scan["site_id_found"]) == ("wrong", "999")
+    assert "setSiteId sai: '999' thay vì '104'" in messages
+    assert state == "incomplete"
+
+
+def test_cli_scan_saves_the_url_and_history(database_url: str, db: Database,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    routes: dict[str, Route] = {}
+    with PortalServer(routes) as server:
+        routes["/"] = Route(page(snippet(47, EMC)))
+        argv = ["--database-url", database_url, "scan", "47", "--url", server.url("/"),
+                "--save-url", "--timeout", "2", "--public-url", EMC]
+        assert cli_main(argv) == 0
+        assert cli_main(["--database-url", database_url, "scan", "47", "--timeout", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("47\tok\tsnippet=present") == 2
+
+    async def read() -> tuple[list[dict], dict | None]:
+        fresh = await open_database(database_url)
+        try:
+            return (await fresh.fetch_all("SELECT base_url, snippet FROM scans "
+                                          "WHERE site_id = 47 ORDER BY ts"),
+                    await fresh.fetch_one("SELECT base_url FROM scan_targets WHERE site_id = 47"))
+        finally:
+            await fresh.close()
+
+    rows, target = run_sync(read())
+    assert rows == [{"base_url": server.url("/"), "snippet": "present"}] * 2
+    assert target == {"base_url": server.url("/")}
+
+
+def test_js_comments_and_strings() -> None:
+    active, commented = split_js("var u = 'https://x/y'; // _govaq.push(['a'])\n/* b */ c")
+    assert "https://x/y" in active and "_govaq" in commented and " c" in active
+    f = analyse_page("<script>var _govaq=[];// _govaq.push(['setSiteId','1'])\n</script>",
+                     1, "emc.gov.vn")
+    assert f.snippet == "commented"
+    f = analyse_page("<script>_govaq.push(['setSiteId', '7']);"
+                     "_govaq.push(['setTrackerUrl', 'https://other.example/t'])</script>"
+                     '<img alt="Đã kết nối EMC" src="/x.png">', 7, "emc.gov.vn")
+    assert (f.snippet, f.site_id_state, f.tracker_ours, f.loader, f.badge) == (
+        "present", "right", False, False, True)
+
+
+async def test_badge_image(client) -> None:  # type: ignore[no-untyped-def]
+    r = await client.get("/badge/47.svg")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert "Đã kết nối" in r.text and "47" in r.text
+    r = await client.get("/badge/9999.svg")
+    assert r.status_code == 404 and r.headers["x-giamsat-error"] == "unknown site"
