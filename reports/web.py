@@ -20,7 +20,7 @@ import jinja2
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from collector.embed import snippet_html
 from collector.enrich import installation_secret
@@ -314,9 +314,11 @@ async def settings(ctx: Ctx) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    """Every reports route: pages, the stats API, the compliance pages."""
     from reports.api import api_routes
+    from reports.compliance_web import routes as compliance_routes
 
-    return [
+    return [*compliance_routes(), *api_routes(),
         Route("/", overview),
         Route("/sites/{site_id}", site_page),
         Route("/sites/{site_id}/install", install_page),
@@ -325,6 +327,5 @@ def routes() -> list[BaseRoute]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/settings", settings, methods=["GET", "POST"]),
-        Mount("/api/v1", routes=api_routes()),
     ]
 
