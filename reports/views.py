@@ -17,7 +17,7 @@ from collector.metrics import Scope
 from collector.store import Database
 from reports import queries
 from reports.charts import RefLine, bar_chart, funnel, line_chart
-from reports.i18n import Formats
+from reports.i18n import SITE_KINDS, Formats
 from reports.periods import Period
 from reports.tables import Column, Table
 
@@ -173,7 +173,8 @@ async def agency_view(db: Database, code: str, period: Period, f: Formats) -> di
     rows = []
     for x in sites:
         t = per_site[int(x["id"])]
-        rows.append({"id": x["id"], "name": x["name"], "kind": f.t(x["kind"]), **t})
+        rows.append({"id": x["id"], "name": x["name"],
+                     "kind": f.t(SITE_KINDS.get(x["kind"], x["kind"])), **t})
     cur = cmp["current"]
     total = {"id": "", "name": f.t("Total"), "kind": "", **cur}
     site_table = Table("sites", f.t("Sites"), [

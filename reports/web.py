@@ -26,7 +26,7 @@ from collector.embed import snippet_html
 from collector.enrich import installation_secret
 from reports import auth, queries, views
 from reports.cache import ViewCache
-from reports.i18n import Formats, pick_lang
+from reports.i18n import SITE_KINDS, Formats, pick_lang
 from reports.periods import CHOICES, LABELS, Period, local_today, parse_period
 from reports.tables import Table, download
 
@@ -118,7 +118,8 @@ async def context(request: Request) -> Ctx:
 def render(ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLResponse:
     periods = [(k, ctx.f.t(LABELS[k])) for k in CHOICES]
     html = env.get_template(template).render(
-        ctx=ctx, f=ctx.f, t=ctx.f.t, user=ctx.user, lang=ctx.lang, periods=periods, **data)
+        ctx=ctx, f=ctx.f, t=ctx.f.t, user=ctx.user, lang=ctx.lang, periods=periods,
+        kinds=SITE_KINDS, **data)
     response = HTMLResponse(html, status, headers={
         "content-security-policy": CSP, "x-content-type-options": "nosniff",
         "referrer-policy": "same-origin", "cache-control": "private, no-store",
