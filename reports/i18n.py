@@ -249,6 +249,7 @@ class Formats:
 
 
 VI.update({
+    "Agencies offering it": "Số cơ quan",
     "Avg. duration": "Thời gian TB",
     "In person": "Trực tiếp",
     "Online rate": "Tỷ lệ trực tuyến",

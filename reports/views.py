@@ -287,7 +287,8 @@ async def dvc_view(db: Database, period: Period, f: Formats, service: str,
     tables: dict[str, Table] = {}
     rows = await queries.services_list(db, s, e, limit, (page - 1) * limit)
     tables["services"] = Table("services", f.t("DVC services"), [
-        Column("service", f.t("Service code"), "code"), Column("agencies", f.t("Agencies"), "int"),
+        Column("service", f.t("Service code"), "code"),
+        Column("agencies", f.t("Agencies offering it"), "int"),
         Column("views", f.t("Views"), "int"), Column("submissions", f.t("Submissions"), "int"),
         Column("dvc_conversion", f.t("Conversion"), "pct"),
         Column("received", f.t("Dossiers received"), "int"),
@@ -308,5 +309,6 @@ async def dvc_view(db: Database, period: Period, f: Formats, service: str,
         conv = [(r["agency_name"], r["dvc_conversion"]) for r in per
                 if r["dvc_conversion"] is not None]
         if conv:
-            chart = bar_chart(conv, title=f.t("Conversion"), fmt=lambda v: f.pct(v), x_max=1.0)
+            chart = bar_chart(conv, title=f.t("Conversion"), fmt=lambda v: f.pct(v), x_max=1.0,
+                              width=1100, label_width=280)
     return {"tables": tables, "chart": chart, "has_next": len(rows) == limit}
