@@ -17,7 +17,7 @@ from collector.metrics import Scope
 from collector.store import Database
 from reports import queries
 from reports.charts import RefLine, bar_chart, funnel, line_chart
-from reports.i18n import Formats
+from reports.i18n import SITE_KINDS, Formats
 from reports.periods import Period
 from reports.tables import Column, Table
 
@@ -173,7 +173,8 @@ async def agency_view(db: Database, code: str, period: Period, f: Formats) -> di
     rows = []
     for x in sites:
         t = per_site[int(x["id"])]
-        rows.append({"id": x["id"], "name": x["name"], "kind": f.t(x["kind"]), **t})
+        rows.append({"id": x["id"], "name": x["name"],
+                     "kind": f.t(SITE_KINDS.get(x["kind"], x["kind"])), **t})
     cur = cmp["current"]
     total = {"id": "", "name": f.t("Total"), "kind": "", **cur}
     site_table = Table("sites", f.t("Sites"), [
@@ -224,9 +225,10 @@ async def overview_view(db: Database, config: Config, period: Period,
     tables: dict[str, Table] = {}
     charts: dict[str, Markup | None] = {}
     pct = f.pct
+    figures = await queries.agency_rankings(db, s, e)
     for kind, label in (("ministry", "ministries"), ("province", "provinces")):
-        by_visits = await metrics.rankings(db, s, e, kind, "visits")
-        by_rate = await metrics.rankings(db, s, e, kind, "full_online_rate")
+        by_visits = queries.ranked(figures[kind], "visits")
+        by_rate = queries.ranked(figures[kind], "full_online_rate")
         tables[f"{kind}_visits"] = ranking_table(
             f"{kind}_visits", f"Ranking of {label} by visits", by_visits, f, "visits")
         tables[f"{kind}_full_online"] = ranking_table(
@@ -264,9 +266,8 @@ async def overview_view(db: Database, config: Config, period: Period,
     for t in targets:
         t["met"] = None if t["value"] is None else t["value"] >= t["target"]
     charts["targets"] = line_chart(
-        labels, [(targets[0]["label"], [v or 0 for v in online]),
-                 (targets[1]["label"], [v or 0 for v in proc]),
-                 (targets[2]["label"], [v or 0 for v in sat])],
+        labels, [(targets[0]["label"], online), (targets[1]["label"], proc),
+                 (targets[2]["label"], sat)],
         title=f.t("National targets"), fmt=lambda v: pct(v, 0), y_max=1.0,
         refs=[RefLine(t["target"], f"{f.t('Target')} {pct(t['target'], 0)}", color)
               for t, color in zip(targets, ("#0b5cab", "#6b7785", "#c0392b"), strict=True)])
@@ -286,7 +287,8 @@ async def dvc_view(db: Database, period: Period, f: Formats, service: str,
     tables: dict[str, Table] = {}
     rows = await queries.services_list(db, s, e, limit, (page - 1) * limit)
     tables["services"] = Table("services", f.t("DVC services"), [
-        Column("service", f.t("Service code"), "code"), Column("agencies", f.t("Agencies"), "int"),
+        Column("service", f.t("Service code"), "code"),
+        Column("agencies", f.t("Agencies offering it"), "int"),
         Column("views", f.t("Views"), "int"), Column("submissions", f.t("Submissions"), "int"),
         Column("dvc_conversion", f.t("Conversion"), "pct"),
         Column("received", f.t("Dossiers received"), "int"),
@@ -307,5 +309,6 @@ async def dvc_view(db: Database, period: Period, f: Formats, service: str,
         conv = [(r["agency_name"], r["dvc_conversion"]) for r in per
                 if r["dvc_conversion"] is not None]
         if conv:
-            chart = bar_chart(conv, title=f.t("Conversion"), fmt=lambda v: f.pct(v), x_max=1.0)
+            chart = bar_chart(conv, title=f.t("Conversion"), fmt=lambda v: f.pct(v), x_max=1.0,
+                              width=1100, label_width=280)
     return {"tables": tables, "chart": chart, "has_next": len(rows) == limit}

@@ -20,12 +20,13 @@ import jinja2
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from collector.embed import snippet_html
 from collector.enrich import installation_secret
 from reports import auth, queries, views
-from reports.i18n import Formats, pick_lang
+from reports.cache import ViewCache
+from reports.i18n import SITE_KINDS, Formats, pick_lang
 from reports.periods import CHOICES, LABELS, Period, local_today, parse_period
 from reports.tables import Table, download
 
@@ -60,6 +61,13 @@ class Ctx:
         default = self.session.get("period", "30d")
         return parse_period(self.request.query_params,
                             local_today(self.config.timezone_offset_hours), default)
+
+    def cache(self) -> ViewCache:
+        """The app's cache of heavy views (one per app: never shared between databases)."""
+        state = self.request.app.state
+        if getattr(state, "reports_cache", None) is None:
+            state.reports_cache = ViewCache()
+        return state.reports_cache  # type: ignore[no-any-return]
 
     def public(self, page: str) -> bool:
         return page in {p.strip() for p in self.config.public_pages.split(",")}
@@ -110,7 +118,8 @@ async def context(request: Request) -> Ctx:
 def render(ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLResponse:
     periods = [(k, ctx.f.t(LABELS[k])) for k in CHOICES]
     html = env.get_template(template).render(
-        ctx=ctx, f=ctx.f, t=ctx.f.t, user=ctx.user, lang=ctx.lang, periods=periods, **data)
+        ctx=ctx, f=ctx.f, t=ctx.f.t, user=ctx.user, lang=ctx.lang, periods=periods,
+        kinds=SITE_KINDS, **data)
     response = HTMLResponse(html, status, headers={
         "content-security-policy": CSP, "x-content-type-options": "nosniff",
         "referrer-policy": "same-origin", "cache-control": "private, no-store",
@@ -163,7 +172,8 @@ def page(handler):  # type: ignore[no-untyped-def]
 async def overview(ctx: Ctx) -> Response:
     require(ctx, "overview")
     period = ctx.period()
-    data = await views.overview_view(ctx.db, ctx.config, period, ctx.f)
+    data = await ctx.cache().get(ctx.db, ("overview", period.start, period.end, ctx.lang),
+                           lambda: views.overview_view(ctx.db, ctx.config, period, ctx.f))
     return maybe_export(ctx, data["tables"], "overview") or render(
         ctx, "overview.html", period=period, **data)
 
@@ -207,7 +217,8 @@ async def agency_page(ctx: Ctx) -> Response:
         raise Denied(404)
     require(ctx, "agencies", agency=code)
     period = ctx.period()
-    data = await views.agency_view(ctx.db, code, period, ctx.f)
+    data = await ctx.cache().get(ctx.db, ("agency", code, period.start, period.end, ctx.lang),
+                           lambda: views.agency_view(ctx.db, code, period, ctx.f))
     return maybe_export(ctx, data["tables"], f"agency-{code}") or render(
         ctx, "agency.html", period=period, agency=agency, **data)
 
@@ -304,11 +315,13 @@ async def settings(ctx: Ctx) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    """Every reports route: pages, the stats API, the compliance pages."""
     from reports.api import api_routes
     from reports.compliance_web import routes as compliance_routes
 
     return [
-        *compliance_routes(),  # before the /api/v1 mount: it holds one API route
+        *compliance_routes(),  # first: it holds one API route (/api/v1/compliance/reported)
+        *api_routes(),
         Route("/", overview),
         Route("/sites/{site_id}", site_page),
         Route("/sites/{site_id}/install", install_page),
@@ -317,6 +330,5 @@ def routes() -> list[BaseRoute]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/settings", settings, methods=["GET", "POST"]),
-        Mount("/api/v1", routes=api_routes()),
     ]
 

@@ -87,14 +87,14 @@ async def test_overview_rankings_and_targets(report_client) -> None:
     assert 'class="ref"' in page
 
 
-async def test_targets_come_from_configuration(db, db_path) -> None:
+async def test_targets_come_from_configuration(db, config) -> None:
+    import dataclasses
+
     import httpx
 
     from collector.app import create_app
-    from collector.config import Config
 
-    app = create_app(Config(database_url=db_path, registry_refresh=0, rollup_interval=0,
-                            target_satisfaction=0.9))
+    app = create_app(dataclasses.replace(config, target_satisfaction=0.9))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t") as c:
@@ -156,3 +156,26 @@ async def test_stats_api_and_openapi(report_client, db) -> None:
     assert "/api/v1/sites/{site_id}/{report}" in doc["paths"]
     names = {x["name"] for x in (await c.get("/api/v1/reports")).json()["reports"]}
     assert {"totals", "timeseries", "top_page", "dvc", "dossiers"} <= names
+
+
+async def test_overview_cache_follows_rollups(report_client) -> None:
+    import asyncio
+
+    from reportdata import hit
+
+    from collector.rollup import rollup
+
+    c = report_client
+    app = c.app
+    assert kpi((await c.get("/")).text, "visits") == "6"
+    await hit(app, "198.51.100.77", idsite=60, url="https://moh.gov.vn/tin")
+    assert kpi((await c.get("/")).text, "visits") == "6"  # not rolled up yet: cache hit
+    await rollup(app.state.giamsat.db)  # the watermarks move
+    cache = app.state.reports_cache
+    stale_before = cache.stale
+    assert kpi((await c.get("/")).text, "visits") == "6"  # served stale, refreshing
+    assert cache.stale == stale_before + 1
+    await asyncio.gather(*cache.tasks)
+    assert kpi((await c.get("/")).text, "visits") == "7"
+    cache.clear()
+    assert kpi((await c.get("/")).text, "visits") == "7"
