@@ -106,7 +106,7 @@ async def scan_sites(state: State) -> None:
 
 
 async def run_rollup(state: State) -> None:
-    report = await rollup(state.db)
+    report = await rollup(state.db, batch=10_000)  # short write locks: ingest keeps flowing
     if report.hits or report.dossiers:
         log.info("rollup: %s", report)
 

@@ -1,8 +1,9 @@
 """The metrics API: figures for a site, an agency or the nation over any date range.
 
-Reads rollup tables only (``rollup_site_day``, ``rollup_dimensions``, ``rollup_dvc``,
-``rollup_dossiers``) and the ``dropped`` counters — never raw hits — so a 365-day
-dashboard is a few index range scans. ``reports`` calls these functions; they return
+Reads rollup tables only (``rollup_site_day``, ``rollup_dimensions`` and, for the whole
+months of a range, ``rollup_dimensions_month``, ``rollup_dvc``, ``rollup_dossiers``) and
+the ``dropped`` counters — never raw hits — so a 365-day dashboard is a few index range
+scans. ``reports`` calls these functions; they return
 plain dicts and lists (JSON-ready).
 
     scope = Scope.site(47)            # or Scope.agency("H26"), Scope.nation()
@@ -30,6 +31,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +100,26 @@ def previous_period(start: DayLike, end: DayLike) -> tuple[str, str]:
     return (a - dt.timedelta(days=n)).isoformat(), (a - dt.timedelta(days=1)).isoformat()
 
 
+def month_split(start: DayLike, end: DayLike) -> tuple[tuple[str, str] | None,
+                                                       list[tuple[str, str]]]:
+    """``[start, end]`` as a range of whole months ('YYYY-MM', or ``None``) plus the
+    leftover day ranges at either edge: long ranges read the monthly rollups."""
+    a, b = as_day(start), as_day(end)
+    if b < a:
+        return None, [(a.isoformat(), b.isoformat())]
+    first_full = a if a.day == 1 else (a.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    after_end = b + dt.timedelta(days=1)
+    last_full_end = after_end.replace(day=1) - dt.timedelta(days=1)  # end of last full month
+    if first_full > last_full_end:
+        return None, [(a.isoformat(), b.isoformat())]
+    edges = []
+    if a < first_full:
+        edges.append((a.isoformat(), (first_full - dt.timedelta(days=1)).isoformat()))
+    if last_full_end < b:
+        edges.append((after_end.replace(day=1).isoformat(), b.isoformat()))
+    return (first_full.isoformat()[:7], last_full_end.isoformat()[:7]), edges
+
+
 def ratio(num: float | int | None, den: float | int | None) -> float | None:
     if not den or num is None:
         return None
@@ -149,11 +171,12 @@ async def totals(db: Database, scope: Scope, start: DayLike, end: DayLike) -> di
     avg_rating online_rate full_online_rate online_payment_rate``; ``dropped``.
     """
     cond, p = _range(scope, start, end)
-    site = await db.fetch_one(f"SELECT {_sums(SITE_COLUMNS)} FROM rollup_site_day WHERE {cond}", p)
-    dvc = await db.fetch_one(f"SELECT {_sums(DVC_COLUMNS)} FROM rollup_dvc WHERE {cond}", p)
-    dos = await db.fetch_one(
-        f"SELECT {_sums(DOSSIER_COLUMNS)} FROM rollup_dossiers WHERE {cond}", p)
-    dropped_n = await db.fetch_one(f"SELECT COALESCE(SUM(n), 0) AS n FROM dropped WHERE {cond}", p)
+    site, dvc, dos, dropped_n = await asyncio.gather(
+        db.fetch_one(f"SELECT {_sums(SITE_COLUMNS)} FROM rollup_site_day WHERE {cond}", p),
+        db.fetch_one(f"SELECT {_sums(DVC_COLUMNS)} FROM rollup_dvc WHERE {cond}", p),
+        db.fetch_one(f"SELECT {_sums(DOSSIER_COLUMNS)} FROM rollup_dossiers WHERE {cond}", p),
+        db.fetch_one(f"SELECT COALESCE(SUM(n), 0) AS n FROM dropped WHERE {cond}", p),
+    )
     t: dict[str, Any] = {**_ints(site, SITE_COLUMNS), **_ints(dvc, DVC_COLUMNS)}
     d = _ints(dos, DOSSIER_COLUMNS)
     t["dossier_events"] = d.pop("events")
@@ -220,11 +243,20 @@ async def top(
     order_by = order_by or ("pageviews" if dimension == "page" else "visits")
     if order_by not in DIMENSION_ORDER:
         raise ValueError(f"cannot order by {order_by!r}")
-    cond, p = _range(scope, start, end)
+    cond, p = scope.where()
+    months, edges = month_split(start, end)
+    parts = []
+    if months:
+        parts.append(f"SELECT value, {', '.join(DIMENSION_ORDER)} FROM rollup_dimensions_month "
+                     f"WHERE dimension = :dim AND {cond} AND month >= :m1 AND month <= :m2")
+        p.update(m1=months[0], m2=months[1])
+    for i, (a, b) in enumerate(edges):
+        parts.append(f"SELECT value, {', '.join(DIMENSION_ORDER)} FROM rollup_dimensions "
+                     f"WHERE dimension = :dim AND {cond} AND day >= :a{i} AND day <= :b{i}")
+        p.update({f"a{i}": a, f"b{i}": b})
     rows = await db.fetch_all(
-        f"SELECT value, {_sums(DIMENSION_ORDER)} FROM rollup_dimensions "
-        f"WHERE dimension = :dim AND {cond} GROUP BY value "
-        f"ORDER BY {order_by} DESC, value LIMIT :limit",
+        f"SELECT value, {_sums(DIMENSION_ORDER)} FROM ({' UNION ALL '.join(parts)}) u "
+        f"GROUP BY value ORDER BY {order_by} DESC, value LIMIT :limit",
         {**p, "dim": dimension, "limit": limit},
     )
     out = []
@@ -245,8 +277,8 @@ def _delta(cur: Any, prev: Any) -> dict[str, Any] | None:
 async def compare(db: Database, scope: Scope, start: DayLike, end: DayLike) -> dict[str, Any]:
     """Totals of the range and of the previous period of equal length, with deltas."""
     pstart, pend = previous_period(start, end)
-    cur = await totals(db, scope, start, end)
-    prev = await totals(db, scope, pstart, pend)
+    cur, prev = await asyncio.gather(totals(db, scope, start, end),
+                                     totals(db, scope, pstart, pend))
     deltas = {k: d for k in cur if (d := _delta(cur[k], prev.get(k))) is not None}
     return {"current": cur, "previous": prev, "previous_start": pstart, "previous_end": pend,
             "deltas": deltas}
@@ -366,14 +398,19 @@ async def dashboard(
     db: Database, scope: Scope, start: DayLike, end: DayLike, top_n: int = 10,
 ) -> dict[str, Any]:
     """Everything a dashboard page shows: totals with comparison, daily series, top-N of
-    every dimension, DVC services, dossier services, dropped by reason."""
+    every dimension, DVC services, dossier services, dropped by reason. The queries run
+    concurrently (the store's connection pool answers several at once)."""
+    comp, series, dvc, dos, drops, *tops = await asyncio.gather(
+        compare(db, scope, start, end),
+        timeseries(db, scope, start, end),
+        dvc_services(db, scope, start, end, top_n),
+        dossier_services(db, scope, start, end, top_n),
+        dropped(db, scope, start, end),
+        *(top(db, scope, start, end, d, top_n) for d in DIMENSIONS),
+    )
     return {
         "scope": {"kind": scope.kind, "key": scope.key},
         "start": as_day(start).isoformat(), "end": as_day(end).isoformat(),
-        "compare": await compare(db, scope, start, end),
-        "series": await timeseries(db, scope, start, end),
-        "top": {d: await top(db, scope, start, end, d, top_n) for d in DIMENSIONS},
-        "dvc": await dvc_services(db, scope, start, end, top_n),
-        "dossiers": await dossier_services(db, scope, start, end, top_n),
-        "dropped": await dropped(db, scope, start, end),
+        "compare": comp, "series": series, "top": dict(zip(DIMENSIONS, tops, strict=True)),
+        "dvc": dvc, "dossiers": dos, "dropped": drops,
     }

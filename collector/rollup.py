@@ -1,9 +1,14 @@
 """Incremental rollups: raw hits and dossier events → daily tables per site.
 
 Each run takes the rows above a watermark (``rollup_watermarks``: the last ``hits.id`` /
-``dossiers.id`` counted) in id-range batches; each batch is one transaction that updates
-the rollup tables *and* moves the watermark, so a crash loses nothing and counts nothing
-twice, and a second run with no new rows does nothing.
+``dossiers.id`` counted) in batches of ``batch`` rows (an id range each); each batch is one
+transaction that updates the rollup tables *and* moves the watermark, so a crash loses
+nothing and counts nothing twice, and a second run with no new rows does nothing.
+
+Tables written: ``visits`` (session state), ``rollup_site_day``, ``rollup_dimensions``
+and ``rollup_dimensions_month`` (the same per calendar month, for long ranges),
+``rollup_dvc``, ``rollup_dossiers``; ``rollup_pending``, ``rollup_visit_delta`` and
+``rollup_dim_delta`` are work tables emptied within each batch.
 
 Sessions. A visit is a run of hits of one visitor on one site with no gap over 30 minutes
 (a gap of exactly 30:00 continues the visit). Visitor ids are hashed with a salt that
@@ -19,8 +24,10 @@ per visit (``visits``). A batch collects the visitor-days its new hits touch, re
 old visits (subtracting their contribution from the rollups), recomputes their visits from
 raw hits with window functions, and adds the new contribution. A hit arriving after its
 day was rolled up therefore changes exactly what it should (e.g. merges two visits), and
-one run or many small runs give identical tables. Counters that do not depend on
-sessions (page views per path, DVC steps, ratings, events) are simply added per batch.
+one run or many small runs give identical tables (tests/test_rollup_property.py).
+Counters that do not depend on sessions (page views per path, DVC steps, ratings,
+events) are simply added per batch. The visitor-day look-ups use the index
+``hits_visitor_day`` — the price of exact late events is one more index on ``hits``.
 
 Referrer sources: ``campaign`` (any utm_*/mtm_* parameter), ``direct`` (no referrer, or
 the site's own host), ``gov`` (``*.gov.vn``: other government portals), ``search``,
@@ -43,6 +50,7 @@ functions — days are computed at ingest.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,15 +97,15 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"  # constants, no user input
 
 
-SOURCE_SQL = (
-    "CASE WHEN h.utm_source <> '' OR h.utm_medium <> '' OR h.utm_campaign <> '' "
+SOURCE_SQL = (  # over the visit's entry hit `e`
+    "CASE WHEN e.utm_source <> '' OR e.utm_medium <> '' OR e.utm_campaign <> '' "
     "THEN 'campaign' "
-    "WHEN h.ref_host = '' OR h.ref_host = h.host THEN 'direct' "
-    "WHEN h.ref_host = 'gov.vn' OR h.ref_host LIKE '%.gov.vn' THEN 'gov' "
-    f"WHEN {_in('h.ref_host', SEARCH_HOSTS)} "
-    + "".join(f"OR h.ref_host LIKE '{p}%' " for p in SEARCH_PREFIXES)
+    "WHEN e.ref_host = '' OR e.ref_host = e.host THEN 'direct' "
+    "WHEN e.ref_host = 'gov.vn' OR e.ref_host LIKE '%.gov.vn' THEN 'gov' "
+    f"WHEN {_in('e.ref_host', SEARCH_HOSTS)} "
+    + "".join(f"OR e.ref_host LIKE '{p}%' " for p in SEARCH_PREFIXES)
     + "THEN 'search' "
-    f"WHEN {_in('h.ref_host', SOCIAL_HOSTS)} THEN 'social' ELSE 'other' END"
+    f"WHEN {_in('e.ref_host', SOCIAL_HOSTS)} THEN 'social' ELSE 'other' END"
 )
 
 VISIT_COLUMNS = (
@@ -105,46 +113,56 @@ VISIT_COLUMNS = (
     "entry_path, exit_path, source, referrer, campaign, browser, os, device, province, hour"
 )
 
-# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi).
+# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi), in two
+# window passes over narrow rows: (1) over every hit, flag visit starts (gap before > 30
+# min) and ends (gap after > 30 min) and keep running counts of hits, page views and
+# non-ping hits; (2) over start/end rows only, pair each start with its end — the counts
+# of a visit are differences of the running counts. Then look up the entry and exit hits
+# by id for their attributes. A visit counts if it holds a non-ping hit; it is the
+# visitor's first of the day if no non-ping hit came before it.
+# `rollup_pending p CROSS JOIN hits h`: SQLite keeps the written join order, so the few
+# pending visitor-days drive index look-ups into hits (never a scan of all hits);
+# PostgreSQL plans it as an ordinary inner join.
 _SESSIONS = f"""
 INSERT INTO visits ({VISIT_COLUMNS})
-SELECT site_id, day, visitor, MIN(ts), MAX(ts),
-  CASE WHEN ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor ORDER BY MIN(ts)) = 1
-       THEN 1 ELSE 0 END,
-  COUNT(*), SUM(pv), CASE WHEN SUM(pv) = 1 THEN 1 ELSE 0 END,
-  MAX(CASE WHEN rn_first = 1 THEN path END), MAX(CASE WHEN rn_last = 1 THEN path END),
-  MAX(CASE WHEN rn_first = 1 THEN source END), MAX(CASE WHEN rn_first = 1 THEN referrer END),
-  MAX(CASE WHEN rn_first = 1 THEN campaign END), MAX(CASE WHEN rn_first = 1 THEN browser END),
-  MAX(CASE WHEN rn_first = 1 THEN os END), MAX(CASE WHEN rn_first = 1 THEN device END),
-  MAX(CASE WHEN rn_first = 1 THEN province END),
-  ((MIN(ts) + {TZ_OFFSET_MS}) / 3600000) % 24
+SELECT v.site_id, v.day, v.visitor, v.start_ts, v.end_ts,
+  CASE WHEN v.counted_before = 0 THEN 1 ELSE 0 END, v.hits, v.pageviews,
+  CASE WHEN v.pageviews = 1 THEN 1 ELSE 0 END, e.path, x.path,
+  {SOURCE_SQL}, CASE WHEN e.ref_host = e.host THEN '' ELSE e.ref_host END,
+  e.utm_campaign, e.browser, e.os, e.device, e.province,
+  ((v.start_ts + {TZ_OFFSET_MS}) / 3600000) % 24
 FROM (
-  SELECT n.*,
-    ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor, visit_no ORDER BY ts, id) AS rn_first,
-    ROW_NUMBER() OVER (PARTITION BY site_id, day, visitor, visit_no
-                       ORDER BY ts DESC, id DESC) AS rn_last
+  SELECT b.site_id, b.day, b.visitor, b.ts AS start_ts, b.id AS entry_id,
+    CASE WHEN b.last_hit = 1 THEN b.ts ELSE b.next_ts END AS end_ts,
+    CASE WHEN b.last_hit = 1 THEN b.id ELSE b.next_id END AS exit_id,
+    CASE WHEN b.last_hit = 1 THEN 1 ELSE b.next_n - b.n + 1 END AS hits,
+    CASE WHEN b.last_hit = 1 THEN b.pv ELSE b.next_pvs - b.pvs + b.pv END AS pageviews,
+    CASE WHEN b.last_hit = 1 THEN b.counts ELSE b.next_cs - b.cs + b.counts END AS counted,
+    b.cs - b.counts AS counted_before
   FROM (
-    SELECT g.*, SUM(new_visit) OVER (PARTITION BY site_id, day, visitor ORDER BY ts, id
-                                     ROWS UNBOUNDED PRECEDING) AS visit_no
+    SELECT a.*, LEAD(a.ts) OVER w2 AS next_ts, LEAD(a.id) OVER w2 AS next_id,
+      LEAD(a.n) OVER w2 AS next_n, LEAD(a.pvs) OVER w2 AS next_pvs,
+      LEAD(a.cs) OVER w2 AS next_cs
     FROM (
-      SELECT h.id, h.site_id, h.day, h.visitor, h.ts, h.path,
-        {SOURCE_SQL} AS source,
-        CASE WHEN h.ref_host = h.host THEN '' ELSE h.ref_host END AS referrer,
-        h.utm_campaign AS campaign, h.browser, h.os, h.device, h.province,
+      SELECT h.id, h.site_id, h.day, h.visitor, h.ts,
         CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END AS pv,
         CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END AS counts,
-        CASE WHEN h.ts - LAG(h.ts) OVER (PARTITION BY h.site_id, h.day, h.visitor
-                                         ORDER BY h.ts, h.id) <= {GAP_MS}
-             THEN 0 ELSE 1 END AS new_visit
-      FROM hits h
-      JOIN rollup_pending p
-        ON p.site_id = h.site_id AND p.day = h.day AND p.visitor = h.visitor
-      WHERE h.id <= :hi
-    ) g
-  ) n
-) r
-GROUP BY site_id, day, visitor, visit_no
-HAVING SUM(counts) > 0
+        ROW_NUMBER() OVER w AS n,
+        SUM(CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END) OVER w AS pvs,
+        SUM(CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END) OVER w AS cs,
+        CASE WHEN h.ts - LAG(h.ts) OVER w <= {GAP_MS} THEN 0 ELSE 1 END AS new_visit,
+        CASE WHEN LEAD(h.ts) OVER w - h.ts <= {GAP_MS} THEN 0 ELSE 1 END AS last_hit
+      FROM rollup_pending p CROSS JOIN hits h
+      WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor
+        AND h.id <= :hi
+      WINDOW w AS (PARTITION BY h.site_id, h.day, h.visitor ORDER BY h.ts, h.id)
+    ) a
+    WHERE a.new_visit = 1 OR a.last_hit = 1
+    WINDOW w2 AS (PARTITION BY a.site_id, a.day, a.visitor ORDER BY a.ts, a.id)
+  ) b
+  WHERE b.new_visit = 1
+) v CROSS JOIN hits e CROSS JOIN hits x
+WHERE v.counted > 0 AND e.id = v.entry_id AND x.id = v.exit_id
 """
 
 _DELTA = (
@@ -154,13 +172,18 @@ _DELTA = (
     "SELECT {sign}, v.site_id, v.day, v.first_visit, v.pageviews, v.bounce, "
     "v.end_ts - v.start_ts, v.entry_path, v.exit_path, v.source, v.referrer, v.campaign, "
     "v.browser, v.os, v.device, v.province, v.hour "
-    "FROM visits v JOIN rollup_pending p "
-    "ON p.site_id = v.site_id AND p.day = v.day AND p.visitor = v.visitor"
+    "FROM rollup_pending p CROSS JOIN visits v "
+    "WHERE v.site_id = p.site_id AND v.day = p.day AND v.visitor = p.visitor"
 )
 
+# visitor-days that already have visits (their rows are replaced); deleted by key, one
+# index look-up each (a correlated DELETE would scan the whole visits table on SQLite)
+_OLD_VISITOR_DAYS = (
+    "SELECT DISTINCT v.site_id, v.day, v.visitor FROM rollup_pending p CROSS JOIN visits v "
+    "WHERE v.site_id = p.site_id AND v.day = p.day AND v.visitor = p.visitor"
+)
 _DELETE_VISITS = (
-    "DELETE FROM visits WHERE EXISTS (SELECT 1 FROM rollup_pending p "
-    "WHERE p.site_id = visits.site_id AND p.day = visits.day AND p.visitor = visits.visitor)"
+    "DELETE FROM visits WHERE site_id = :site_id AND day = :day AND visitor = :visitor"
 )
 
 _SITE_DAY_VISITS = """
@@ -190,13 +213,7 @@ ON CONFLICT (site_id, day) DO UPDATE SET
   downloads = rollup_site_day.downloads + excluded.downloads
 """
 
-_DIM_UPSERT = """
-ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET
-  visits = rollup_dimensions.visits + excluded.visits,
-  pageviews = rollup_dimensions.pageviews + excluded.pageviews,
-  bounces = rollup_dimensions.bounces + excluded.bounces,
-  duration_ms = rollup_dimensions.duration_ms + excluded.duration_ms
-"""
+_DIM_COLUMNS = "site_id, dimension, day, value, visits, pageviews, bounces, duration_ms"
 
 # visit-based dimensions: name → expression over rollup_visit_delta
 VISIT_DIMENSIONS = {
@@ -215,27 +232,53 @@ VISIT_DIMENSIONS = {
 
 def _dim_sql(name: str, expr: str) -> str:
     return (
-        "INSERT INTO rollup_dimensions "
-        "(site_id, dimension, day, value, visits, pageviews, bounces, duration_ms) "
+        f"INSERT INTO rollup_dim_delta ({_DIM_COLUMNS}) "
         f"SELECT site_id, '{name}', day, {expr}, SUM(sign), SUM(sign * pageviews), "
-        f"SUM(sign * bounce), SUM(sign * duration) FROM rollup_visit_delta WHERE 1 = 1 "
-        f"GROUP BY site_id, day, {expr}" + _DIM_UPSERT
+        f"SUM(sign * bounce), SUM(sign * duration) FROM rollup_visit_delta "
+        f"GROUP BY site_id, day, {expr}"
     )
 
 
 _DIM_VISITS = [_dim_sql(n, e) for n, e in VISIT_DIMENSIONS.items()]
 
 _DIM_PAGES = (
-    "INSERT INTO rollup_dimensions "
-    "(site_id, dimension, day, value, visits, pageviews, bounces, duration_ms) "
+    f"INSERT INTO rollup_dim_delta ({_DIM_COLUMNS}) "
     "SELECT site_id, 'page', day, path, 0, COUNT(*), 0, 0 FROM hits "
     "WHERE id > :lo AND id <= :hi AND day >= :min_day AND kind = 'pageview' "
-    "GROUP BY site_id, day, path" + _DIM_UPSERT
+    "GROUP BY site_id, day, path"
 )
+
+_DIM_DAY = f"""
+INSERT INTO rollup_dimensions ({_DIM_COLUMNS})
+SELECT {_DIM_COLUMNS} FROM rollup_dim_delta WHERE 1 = 1
+ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET
+  visits = rollup_dimensions.visits + excluded.visits,
+  pageviews = rollup_dimensions.pageviews + excluded.pageviews,
+  bounces = rollup_dimensions.bounces + excluded.bounces,
+  duration_ms = rollup_dimensions.duration_ms + excluded.duration_ms
+"""
+
+_DIM_MONTH = """
+INSERT INTO rollup_dimensions_month
+  (site_id, dimension, month, value, visits, pageviews, bounces, duration_ms)
+SELECT site_id, dimension, SUBSTR(day, 1, 7), value, SUM(visits), SUM(pageviews),
+  SUM(bounces), SUM(duration_ms)
+FROM rollup_dim_delta WHERE 1 = 1 GROUP BY site_id, dimension, SUBSTR(day, 1, 7), value
+ON CONFLICT (site_id, dimension, month, value) DO UPDATE SET
+  visits = rollup_dimensions_month.visits + excluded.visits,
+  pageviews = rollup_dimensions_month.pageviews + excluded.pageviews,
+  bounces = rollup_dimensions_month.bounces + excluded.bounces,
+  duration_ms = rollup_dimensions_month.duration_ms + excluded.duration_ms
+"""
 
 _DROP_ZEROS = (
     "DELETE FROM rollup_dimensions WHERE site_id = :site_id AND dimension = :dimension "
     "AND day = :day AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
+)
+_DROP_ZEROS_MONTH = (
+    "DELETE FROM rollup_dimensions_month WHERE site_id = :site_id "
+    "AND dimension = :dimension AND month = :month "
+    "AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
 )
 
 _DVC = """
@@ -321,34 +364,45 @@ async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
                     {"id": last_id, "name": name})
 
 
-async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str) -> int:
-    """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed."""
+async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str, session_hi: int) -> int:
+    """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed.
+    Their visits are recomputed from every hit up to ``session_hi`` (>= hi)."""
     p = {"lo": lo, "hi": hi, "min_day": min_day}
-    await q.execute("DELETE FROM rollup_pending")
-    await q.execute("DELETE FROM rollup_visit_delta")
+    for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
+        await q.execute(f"DELETE FROM {work}")
     await q.execute(
         "INSERT INTO rollup_pending (site_id, day, visitor) SELECT DISTINCT site_id, day, "
         "visitor FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
-    await q.execute(_DELTA.format(sign=-1))
-    removed = await q.fetch_all(
-        "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
-    await q.execute(_DELETE_VISITS)
-    await q.execute(_SESSIONS, {"hi": hi})
+    old = await q.fetch_all(_OLD_VISITOR_DAYS)
+    removed: list[dict] = []
+    if old:
+        await q.execute(_DELTA.format(sign=-1))
+        removed = await q.fetch_all(
+            "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
+        await q.execute_many(_DELETE_VISITS, old)
+    await q.execute(_SESSIONS, {"hi": session_hi})
     await q.execute(_DELTA.format(sign=1))
     await q.execute(_SITE_DAY_VISITS)
     for sql in _DIM_VISITS:
         await q.execute(sql)
-    await q.execute(_SITE_DAY_HITS, p)
     await q.execute(_DIM_PAGES, p)
+    await q.execute(_DIM_DAY)
+    await q.execute(_DIM_MONTH)
+    await q.execute(_SITE_DAY_HITS, p)
     await q.execute(_DVC, p)
     if removed:  # visits were replaced: values they no longer reach may now be all zero
         await q.execute_many(_DROP_ZEROS, [
             {"site_id": r["site_id"], "day": r["day"], "dimension": d}
             for r in removed for d in VISIT_DIMENSIONS
         ])
+        months = {(r["site_id"], r["day"][:7]) for r in removed}
+        await q.execute_many(_DROP_ZEROS_MONTH, [
+            {"site_id": site, "month": month, "dimension": d}
+            for site, month in sorted(months) for d in VISIT_DIMENSIONS
+        ])
     n = await q.fetch_one("SELECT COUNT(*) AS n FROM rollup_pending")
-    await q.execute("DELETE FROM rollup_pending")
-    await q.execute("DELETE FROM rollup_visit_delta")
+    for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
+        await q.execute(f"DELETE FROM {work}")
     return int(n["n"]) if n else 0
 
 
@@ -362,8 +416,34 @@ async def _watermark(db: Database, name: str) -> int:
     return int(row["last_id"]) if row else 0
 
 
+async def _batch(
+    q: Queries, name: str, lo: int, hi: int, min_day: str, session_hi: int,
+    report: RollupReport,
+) -> None:
+    """Roll rows (lo, hi] of ``name`` up; sessions are recomputed from hits <= session_hi."""
+    p = {"lo": lo, "hi": hi, "min_day": min_day}
+    cnt = await q.fetch_one(
+        f"SELECT COUNT(*) AS n FROM {name} WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
+    n = int(cnt["n"]) if cnt else 0
+    if name == "hits":
+        report.visitor_days += await _hits_batch(q, lo, hi, min_day, session_hi)
+        report.hits += n
+    else:
+        await q.execute(_DOSSIERS, p)
+        report.dossiers += n
+
+
+async def _next_hi(q: Queries, name: str, lo: int, top: int, batch: int) -> int:
+    # a batch is `batch` rows, not ids: id sequences have gaps (PostgreSQL hands
+    # out ids to rolled-back inserts, and keeps counting after deletes)
+    row = await q.fetch_one(
+        f"SELECT id FROM {name} WHERE id > :lo AND id <= :top "
+        "ORDER BY id LIMIT 1 OFFSET :skip", {"lo": lo, "top": top, "skip": batch - 1})
+    return int(row["id"]) if row else top
+
+
 async def _run_table(
-    db: Database, name: str, report: RollupReport, batch: int, min_day: str,
+    db: Database, name: str, report: RollupReport, batch: int,
     progress: Progress | None, now_ms: int,
 ) -> None:
     start = await _watermark(db, name)
@@ -371,26 +451,10 @@ async def _run_table(
     while True:
         async with db.transaction() as q:
             lo = await _lock_watermark(q, name, now_ms)
-            # a batch is `batch` rows, not ids: id sequences have gaps (PostgreSQL hands
-            # out ids to rolled-back inserts, and keeps counting after deletes)
-            row = await q.fetch_one(
-                f"SELECT id FROM {name} WHERE id > :lo AND id <= :top "
-                "ORDER BY id LIMIT 1 OFFSET :skip", {"lo": lo, "top": top, "skip": batch - 1})
-            hi = int(row["id"]) if row else top
+            hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
                 break
-            if name == "hits":
-                cnt = await q.fetch_one(
-                    "SELECT COUNT(*) AS n FROM hits WHERE id > :lo AND id <= :hi "
-                    "AND day >= :min_day", {"lo": lo, "hi": hi, "min_day": min_day})
-                report.visitor_days += await _hits_batch(q, lo, hi, min_day)
-                report.hits += int(cnt["n"]) if cnt else 0
-            else:
-                cnt = await q.fetch_one(
-                    "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi "
-                    "AND day >= :min_day", {"lo": lo, "hi": hi, "min_day": min_day})
-                await q.execute(_DOSSIERS, {"lo": lo, "hi": hi, "min_day": min_day})
-                report.dossiers += int(cnt["n"]) if cnt else 0
+            await _batch(q, name, lo, hi, "", hi, report)
             await _set_watermark(q, name, hi)
         report.batches += 1
         if progress is not None:
@@ -401,19 +465,17 @@ async def _run_table(
 
 async def rollup(
     db: Database, batch: int = BATCH, progress: Progress | None = None,
-    min_day: str = "",
 ) -> RollupReport:
     """Roll up every hit and dossier event above the watermarks, in id batches.
 
     ``progress(table, done, total)`` is called after each batch (ids above the starting
     watermark; ``table`` is ``hits`` then ``dossiers``).
-    ``min_day`` restricts the run to rows of that day or later (used by :func:`rebuild`).
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
     report = RollupReport()
-    await _run_table(db, "hits", report, batch, min_day, progress, now_ms)
-    await _run_table(db, "dossiers", report, batch, min_day, progress, now_ms)
+    await _run_table(db, "hits", report, batch, progress, now_ms)
+    await _run_table(db, "dossiers", report, batch, progress, now_ms)
     report.hits_watermark = await _watermark(db, "hits")
     report.dossiers_watermark = await _watermark(db, "dossiers")
     report.seconds = time.perf_counter() - t0
@@ -423,21 +485,53 @@ async def rollup(
 async def rebuild(
     db: Database, since: str, batch: int = BATCH, progress: Progress | None = None,
 ) -> RollupReport:
-    """Recount every day from ``since`` (YYYY-MM-DD) on: delete those rollup rows, then
-    roll the raw rows of those days up again, then continue with new rows.
+    """Recount every day from the first of ``since``'s month (YYYY-MM-DD) on.
 
-    Not one transaction (a long backfill must not block ingest): if it is interrupted,
-    run it again — it starts by deleting, so it is idempotent. Days whose raw hits were
-    already deleted by retention are left as they are.
+    Deletes those rollup rows, then re-reads the raw rows of those days that were already
+    counted (ids up to the watermarks) with a cursor of its own; the watermarks are never
+    moved back, so the in-server rollup may keep running meanwhile (each batch holds the
+    watermark lock, and visits are recomputed from every hit the watermark covers).
+    Not one transaction (a long backfill must not block ingest): figures of those days
+    are partial until it ends; if it is interrupted, run it again — it starts by
+    deleting, so it is idempotent. Months whose raw hits were (partly) deleted by
+    retention are left as they are.
     """
-    first = await rollup(db, batch)  # everything older than `since` is counted first
+    t0 = time.perf_counter()
+    now_ms = int(time.time() * 1000)
+    await rollup(db, batch)  # count everything first
+    since = since[:8] + "01"  # whole months, so the monthly table is recounted exactly
     oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")
     if oldest and oldest["d"] and oldest["d"] > since:
-        since = oldest["d"]
+        # raw hits before `oldest` are gone: start at the first whole month still held
+        first_day = dt.date.fromisoformat(oldest["d"])
+        if first_day.day != 1:
+            first_day = (first_day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        since = first_day.isoformat()
+    tops: dict[str, int] = {}
     async with db.transaction() as q:
+        for name in ("hits", "dossiers"):
+            tops[name] = await _lock_watermark(q, name, now_ms)
         for table in ROLLUP_TABLES:
             await q.execute(f"DELETE FROM {table} WHERE day >= :since", {"since": since})
-        await q.execute("UPDATE rollup_watermarks SET last_id = 0")
-    report = await rollup(db, batch, progress, min_day=since)
-    report.seconds += first.seconds
+        await q.execute("DELETE FROM rollup_dimensions_month WHERE month >= :m",
+                        {"m": since[:7]})
+    report = RollupReport()
+    for name, top in tops.items():
+        first = await db.fetch_one(
+            f"SELECT MIN(id) AS m FROM {name} WHERE day >= :since AND id <= :top",
+            {"since": since, "top": top})
+        start = lo = int(first["m"]) - 1 if first and first["m"] is not None else top
+        while lo < top:
+            async with db.transaction() as q:
+                current = await _lock_watermark(q, name, now_ms)
+                hi = await _next_hi(q, name, lo, top, batch)
+                await _batch(q, name, lo, hi, since, current, report)
+            report.batches += 1
+            lo = hi
+            if progress is not None:
+                progress(name, hi - start, top - start)
+    await rollup(db, batch)  # whatever arrived meanwhile
+    report.hits_watermark = await _watermark(db, "hits")
+    report.dossiers_watermark = await _watermark(db, "dossiers")
+    report.seconds = time.perf_counter() - t0
     return report

@@ -116,6 +116,23 @@ async def test_top_dimensions(data: Database) -> None:
         await m.top(data, site, START, END, "path; DROP TABLE hits")
 
 
+async def test_top_over_whole_months_and_edges(data: Database) -> None:
+    site = m.Scope.site(47)
+
+    async def pages(a: str, b: str) -> list[tuple[str, int]]:
+        return [(r["value"], r["pageviews"]) for r in await m.top(data, site, a, b, "page")]
+
+    # Feb + Mar as whole months (monthly table), with a Feb edge, with a Mar edge
+    assert await pages("2026-02-01", "2026-03-31") == [("/", 2), ("/tin-tuc", 2)]
+    assert await pages("2026-02-27", "2026-03-31") == [("/", 2), ("/tin-tuc", 2)]
+    assert await pages("2026-02-28", "2026-03-31") == [("/tin-tuc", 2), ("/", 1)]
+    assert await pages("2026-01-01", "2026-03-02") == [("/", 2), ("/tin-tuc", 1)]
+    assert await pages("2026-04-01", "2026-12-31") == []
+    entry = await m.top(data, site, "2026-01-01", "2026-12-31", "entry")
+    assert [(r["value"], r["visits"], r["bounces"]) for r in entry] == [
+        ("/", 2, 1), ("/tin-tuc", 1, 1)]
+
+
 async def test_compare_with_previous_period(data: Database) -> None:
     c = await m.compare(data, m.Scope.site(47), START, END)
     assert (c["previous_start"], c["previous_end"]) == ("2026-02-26", "2026-02-28")

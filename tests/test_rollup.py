@@ -50,6 +50,7 @@ async def snapshot(db: Database) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for table, key in (("rollup_site_day", "site_id, day"),
                        ("rollup_dimensions", "site_id, dimension, day, value"),
+                       ("rollup_dimensions_month", "site_id, dimension, month, value"),
                        ("rollup_dvc", "site_id, day, service"),
                        ("rollup_dossiers", "site_id, day, service"),
                        ("visits", "site_id, day, visitor, start_ts")):
@@ -139,13 +140,14 @@ async def test_ping_only_run_then_page_view_counts_the_visitor_once(db: Database
     assert (day["visits"], day["visitors"], day["pageviews"], day["bounces"]) == (1, 1, 1, 1)
 
 
-async def test_rebuild_since_recounts_only_later_days(db: Database) -> None:
-    await db.write_batch(DAY, [])
+async def test_rebuild_since_recounts_whole_months_from_since(db: Database) -> None:
+    await db.write_batch([*DAY, hit(47, "2026-04-02 09:00", 8)], [])
     await rollup(db)
     before = await snapshot(db)
-    report = await rebuild(db, "2026-03-02")
-    assert report.hits == 1  # only the 03-02 hit is read again
+    report = await rebuild(db, "2026-04-10")  # from 2026-04-01: only April is read again
+    assert report.hits == 1
     assert await snapshot(db) == before
+    assert (await rebuild(db, "2026-03-31")).hits == 13
 
 
 def test_source_classes() -> None:

@@ -12,16 +12,17 @@ from hypothesis import strategies as st
 from collector.rollup import rollup
 from collector.store import Database
 
-BASE = ts_of("2026-03-01 22:30")  # streams straddle local midnight
+BASE = ts_of("2026-03-31 22:30")  # streams straddle local midnight and a month end
 MIN = 60_000
 TABLES = {
     "rollup_site_day": "site_id, day",
     "rollup_dimensions": "site_id, dimension, day, value",
+    "rollup_dimensions_month": "site_id, dimension, month, value",
     "rollup_dvc": "site_id, day, service",
     "visits": "site_id, day, visitor, start_ts",
 }
-RAW = ("hits", "visits", "rollup_site_day", "rollup_dimensions", "rollup_dvc",
-       "rollup_dossiers")
+RAW = ("hits", "visits", "rollup_site_day", "rollup_dimensions", "rollup_dimensions_month",
+       "rollup_dvc", "rollup_dossiers")
 
 event = st.tuples(
     st.sampled_from([47, 48]),                                   # site
@@ -88,3 +89,14 @@ async def test_one_run_equals_many_runs(db: Database, events: list, cuts: list[i
         assert s["visits"] == len(visits)
         assert s["visitors"] == len({v["visitor"] for v in visits})
         assert s["pageviews"] == sum(v["pageviews"] for v in visits)
+    # the monthly table is the daily one summed by month
+    monthly: dict[tuple, list[int]] = {}
+    for r in once["rollup_dimensions"]:
+        key = (r["site_id"], r["dimension"], r["day"][:7], r["value"])
+        acc = monthly.setdefault(key, [0, 0, 0, 0])
+        for i, c in enumerate(("visits", "pageviews", "bounces", "duration_ms")):
+            acc[i] += r[c]
+    assert {k: v for k, v in monthly.items() if any(v)} == {
+        (r["site_id"], r["dimension"], r["month"], r["value"]):
+        [r["visits"], r["pageviews"], r["bounces"], r["duration_ms"]]
+        for r in once["rollup_dimensions_month"]}

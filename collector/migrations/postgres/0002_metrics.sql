@@ -124,6 +124,32 @@ CREATE TABLE rollup_dimensions (
   PRIMARY KEY (site_id, dimension, day, value)
 );
 
+-- The same figures per calendar month ('YYYY-MM'), so a long range reads full months here
+-- and only its partial edge months from rollup_dimensions (page/entry/exit have many values).
+CREATE TABLE rollup_dimensions_month (
+  site_id     bigint NOT NULL,
+  dimension   text NOT NULL,
+  month       text NOT NULL,
+  value       text NOT NULL,
+  visits      bigint NOT NULL DEFAULT 0,
+  pageviews   bigint NOT NULL DEFAULT 0,
+  bounces     bigint NOT NULL DEFAULT 0,
+  duration_ms bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (site_id, dimension, month, value)
+);
+
+-- Work table of one rollup batch: the dimension deltas, applied to both tables above.
+CREATE TABLE rollup_dim_delta (
+  site_id     bigint NOT NULL,
+  dimension   text NOT NULL,
+  day         text NOT NULL,
+  value       text NOT NULL,
+  visits      bigint NOT NULL,
+  pageviews   bigint NOT NULL,
+  bounces     bigint NOT NULL,
+  duration_ms bigint NOT NULL
+);
+
 -- DVC per site, day and service code (from trackDVC steps and ratings).
 CREATE TABLE rollup_dvc (
   site_id      bigint NOT NULL,

@@ -124,6 +124,32 @@ CREATE TABLE rollup_dimensions (
   PRIMARY KEY (site_id, dimension, day, value)
 );
 
+-- The same figures per calendar month ('YYYY-MM'), so a long range reads full months here
+-- and only its partial edge months from rollup_dimensions (page/entry/exit have many values).
+CREATE TABLE rollup_dimensions_month (
+  site_id     INTEGER NOT NULL,
+  dimension   TEXT NOT NULL,
+  month       TEXT NOT NULL,
+  value       TEXT NOT NULL,
+  visits      INTEGER NOT NULL DEFAULT 0,
+  pageviews   INTEGER NOT NULL DEFAULT 0,
+  bounces     INTEGER NOT NULL DEFAULT 0,
+  duration_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (site_id, dimension, month, value)
+);
+
+-- Work table of one rollup batch: the dimension deltas, applied to both tables above.
+CREATE TABLE rollup_dim_delta (
+  site_id     INTEGER NOT NULL,
+  dimension   TEXT NOT NULL,
+  day         TEXT NOT NULL,
+  value       TEXT NOT NULL,
+  visits      INTEGER NOT NULL,
+  pageviews   INTEGER NOT NULL,
+  bounces     INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL
+);
+
 -- DVC per site, day and service code (from trackDVC steps and ratings).
 CREATE TABLE rollup_dvc (
   site_id      INTEGER NOT NULL,
