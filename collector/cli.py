@@ -204,6 +204,59 @@ def cmd_retention(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def add_report_commands(sub: Any) -> None:
+    """``giamsat user add`` and ``giamsat token add`` (accounts of the report pages)."""
+    user = sub.add_parser("user", help="report accounts").add_subparsers(
+        dest="user_command", required=True)
+    uadd = user.add_parser("add", help="create or update an account")
+    uadd.add_argument("username")
+    uadd.add_argument("--role", required=True, choices=("admin", "agency"))
+    uadd.add_argument("--agency", default="", help="agency code for --role agency")
+    uadd.add_argument("--password-stdin", action="store_true",
+                      help="read the password from stdin (else asked twice on the terminal)")
+    token = sub.add_parser("token", help="stats API tokens").add_subparsers(
+        dest="token_command", required=True)
+    tadd = token.add_parser("add", help="create an API token for a user (shown once)")
+    tadd.add_argument("username")
+    tadd.add_argument("--label", default="")
+
+
+@command("user add")
+def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
+    import getpass
+
+    from reports.auth import AuthError, add_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("giamsat: passwords differ", file=sys.stderr)
+            return 2
+    try:
+        user = run_db(config, lambda db: add_user(db, args.username, password, args.role,
+                                                  args.agency))
+    except AuthError as e:
+        print(f"giamsat: {e}", file=sys.stderr)
+        return 2
+    print(f"user {user.username} saved ({user.role} {user.agency_code})".rstrip())
+    return 0
+
+
+@command("token add")
+def cmd_token_add(args: argparse.Namespace, config: Config) -> int:
+    from reports.auth import AuthError, add_token
+
+    try:
+        token = run_db(config, lambda db: add_token(db, args.username, args.label))
+    except AuthError as e:
+        print(f"giamsat: {e}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="giamsat", description=__doc__.splitlines()[0])
     p.add_argument("--database-url", help="SQLite path or postgresql://… (GIAMSAT_DATABASE_URL)")
@@ -253,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
     from collector.cli_compliance import add_parsers as compliance_parsers
 
     compliance_parsers(sub)
+    add_report_commands(sub)
     return p
 
 
@@ -261,11 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command
     if name == "site":
         name = f"site {args.site_command}"
+    if name in ("user", "token"):
+        name = f"{name} {getattr(args, name + '_command')}"
     if getattr(args, f"{name}_command", None):
         name = f"{name} {getattr(args, f'{name}_command')}"
     overrides = {
         k: v for k, v in vars(args).items()
-        if k not in ("command", "site_command") and v is not None
+        if k not in ("command", "site_command", "user_command", "token_command")
+        and v is not None
     }
     try:
         config = Config.from_env(**{k: v for k, v in overrides.items()

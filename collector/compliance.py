@@ -325,11 +325,12 @@ async def compute(
     for r in await db.fetch_all(
         "SELECT site_id, host, SUM(n) AS n FROM dropped WHERE reason = :r "
         "AND day >= :s AND day <= :e GROUP BY site_id, host", {**p, "r": HOST_REASON}):
-        foreign.setdefault(r["site_id"], {})[r["host"]] = r["n"]
+        n = int(r["n"])
+        foreign.setdefault(r["site_id"], {})[r["host"]] = n
         owner = host_owner.get(r["host"])
         if owner is not None and owner != r["site_id"]:
             carried.setdefault(owner, {})[r["site_id"]] = \
-                carried.get(owner, {}).get(r["site_id"], 0) + r["n"]
+                carried.get(owner, {}).get(r["site_id"], 0) + n
     scans = await _latest_scans(db, _end_ms(end))
     comparisons = await compare(db, start, end, config.reconcile_abs, config.reconcile_rel)
     failed: dict[int, list[Comparison]] = {}
@@ -412,3 +413,35 @@ def roll_up(sites: list[SiteState]) -> list[AgencyState]:
         if STATES.index(s.state) < STATES.index(a.state):
             a.state = s.state
     return sorted(agencies.values(), key=lambda a: a.code)
+
+
+HISTORY_MAX_AGE_MS = 86_400_000
+
+
+async def monthly_counts(
+    db: Database, config: Config, months: list[str], now_ms: int | None = None,
+) -> dict[str, dict[str, int]]:
+    """Counts of required sites per state for each month (``compliance_months``): a closed
+    month is read from the table unless its row is older than a day; the current month is
+    always computed (and stored)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    this_month = local_day(now_ms)[:7]
+    stored = {r["month"]: r for r in await db.fetch_all(
+        "SELECT * FROM compliance_months")} if months else {}
+    out: dict[str, dict[str, int]] = {}
+    for m in months:
+        row = stored.get(m)
+        if row and m < this_month and now_ms - row["computed_ts"] < HISTORY_MAX_AGE_MS:
+            out[m] = {st: int(row[st]) for st in STATES}
+            continue
+        counts = (await compute(db, config, *month_period(m), now_ms)).counts()
+        await db.execute(
+            "INSERT INTO compliance_months (month, computed_ts, not_connected, incomplete, "
+            "interrupted, not_reconciled, compliant) VALUES (:m, :t, :not_connected, "
+            ":incomplete, :interrupted, :not_reconciled, :compliant) ON CONFLICT (month) DO "
+            "UPDATE SET computed_ts = excluded.computed_ts, "
+            "not_connected = excluded.not_connected, incomplete = excluded.incomplete, "
+            "interrupted = excluded.interrupted, not_reconciled = excluded.not_reconciled, "
+            "compliant = excluded.compliant", {"m": m, "t": now_ms, **counts})
+        out[m] = counts
+    return out

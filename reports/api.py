@@ -94,7 +94,7 @@ async def run_report(request: Request, scope: Scope, report: str, period: Period
                      limit: int, page: int) -> Any:
     db = request.app.state.giamsat.db
     s, e = period.start.isoformat(), period.end.isoformat()
-    want = limit * page
+    want = limit * page + 1  # one more, to tell whether a next page exists
     if report == "totals":
         return await metrics.compare(db, scope, s, e)
     if report == "kpis":

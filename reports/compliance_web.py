@@ -1,6 +1,6 @@
 """``/compliance``: the published list of violating sites, per-site "what to fix", exports.
 
-Routes (``routes()``; the reports app adds them to its own):
+Routes (``routes()``, added to ``reports.web.routes()`` ahead of its ``/api/v1`` mount):
 
 - ``GET /compliance?month=YYYY-MM&state=…&kind=ministry|province`` — per ministry and per
   province: agencies' roll-up and the violating required sites with state and evidence;
@@ -14,7 +14,9 @@ Routes (``routes()``; the reports app adds them to its own):
   token of ``reports.auth``: an admin may report for any site, an agency user for its own
   agency's sites only.
 
-All pages are public (the compliance list is public by default; DESIGN.md). Scanned pages
+Pages go through ``reports.web`` (its base template, language, session and access rules):
+they are public while ``compliance`` is in ``GIAMSAT_PUBLIC_PAGES`` (the default), else
+they need a signed-in user; the open-data files are always public. Scanned pages
 are attacker-controlled: every value (site ids found, tracker URLs, hostnames) reaches the
 page through Jinja autoescaping, CSV cells through ``reports.tables.safe_cell``, JSON with
 ``<``/``>``/``&`` escaped.
@@ -24,24 +26,28 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector.compliance import STATE_NAMES, STATES, Result, compute, month_period
+from collector.compliance import (
+    STATE_NAMES,
+    STATES,
+    Result,
+    compute,
+    month_period,
+    monthly_counts,
+)
 from collector.tracking import local_day
-from reports.i18n import date, datetime_ms, number, pick_lang
+from reports.i18n import date, datetime_ms, number
 from reports.tables import Column, Table, download
+from reports.web import Ctx, Denied, page, render, require
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 KINDS = {"ministry": ("ministry", "ministerial_agency"), "province": ("province", "city")}
 HISTORY_MONTHS = 12
 CACHE_SECONDS = 600.0
-_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
 VI = {
     "Compliance with the monitoring code": "Tình hình gắn mã giám sát",
@@ -89,7 +95,7 @@ def _prev_months(month: str, n: int) -> list[str]:
 
 
 async def _compute(request: Request, month: str) -> Result:
-    """States for a month; closed months are cached a few minutes (the history reads 12)."""
+    """States for a month; closed months are cached a few minutes in the process."""
     state = request.app.state.giamsat
     today = local_day(int(time.time() * 1000))
     cache: dict[str, tuple[float, Result]] = getattr(state, "_compliance_cache", None) or {}
@@ -154,14 +160,12 @@ def snapshot_table(result: Result) -> Table:
     return Table("compliance", "compliance", cols, rows)
 
 
-def _render(name: str, **ctx: Any) -> HTMLResponse:
-    return HTMLResponse(_env.get_template(name).render(**ctx),
-                        headers={"x-content-type-options": "nosniff"})
-
-
-async def compliance_page(request: Request) -> Response:
+@page
+async def compliance_page(ctx: Ctx) -> Response:
+    require(ctx, "compliance")
+    request = ctx.request
     q = request.query_params
-    lang = pick_lang(q, request.headers.get("accept-language", ""))
+    lang = ctx.lang
     t = _t(lang)
     today = local_day(int(time.time() * 1000))
     month = _month(q.get("month"), today)
@@ -181,16 +185,13 @@ async def compliance_page(request: Request) -> Response:
         agencies = [a for a in result.agencies if a.kind in KINDS[key]]
         sites = [r for r in table.rows if by_id[r["site_id"]].agency_kind in KINDS[key]]
         groups.append({"label": label, "agencies": agencies, "sites": sites})
-    history = []
-    for m in _prev_months(month, HISTORY_MONTHS):
-        if m > today[:7]:
-            continue
-        r = await _compute(request, m)
-        counts = r.counts()
-        history.append({"month": m, "total": sum(counts.values()), **counts})
+    state = request.app.state.giamsat
+    months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
+    history = [{"month": m, "total": sum(c.values()), **c}
+               for m, c in (await monthly_counts(state.db, state.config, months)).items()]
     counts = result.counts()
-    return _render(
-        "compliance.html", t=t, lang=lang, month=month, state_f=state_f, kind_f=kind_f,
+    return render(
+        ctx, "compliance.html", tc=t, month=month, state_f=state_f, kind_f=kind_f,
         states=STATES, state_name=lambda s: _state_name(s, lang), groups=groups,
         counts=counts, history=history, number=lambda v: number(v, lang),
         evidence=lambda r: _evidence(by_id[r["site_id"]], lang), fmt_date=lambda d: date(d, lang),
@@ -209,9 +210,12 @@ async def latest(request: Request) -> Response:
     return resp
 
 
-async def site_page(request: Request) -> Response:
+@page
+async def site_page(ctx: Ctx) -> Response:
+    require(ctx, "compliance")
+    request = ctx.request
     q = request.query_params
-    lang = pick_lang(q, request.headers.get("accept-language", ""))
+    lang = ctx.lang
     t = _t(lang)
     raw = request.path_params["site_id"]
     today = local_day(int(time.time() * 1000))
@@ -219,8 +223,7 @@ async def site_page(request: Request) -> Response:
     result = await _compute(request, month)
     site = next((s for s in result.sites if raw.isdigit() and s.site_id == int(raw)), None)
     if site is None:
-        return HTMLResponse(f"<!doctype html><title>404</title><p>{t('Site not found')}</p>",
-                            404)
+        raise Denied(404)
     db = request.app.state.giamsat.db
     scans = await db.fetch_all(
         "SELECT ts, base_url, home_status, snippet, site_id_state, site_id_found, tracker_url, "
@@ -234,8 +237,8 @@ async def site_page(request: Request) -> Response:
         body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         return Response(body, media_type="application/json",
                         headers={"x-content-type-options": "nosniff"})
-    return _render(
-        "compliance_site.html", t=t, lang=lang, month=month, site=site,
+    return render(
+        ctx, "compliance_site.html", tc=t, month=month, site=site,
         state_name=_state_name(site.state, lang), scans=scans, comparisons=comparisons,
         fixes=[f for f in site.findings if f.state],
         warnings=[f for f in site.findings if not f.state],

@@ -259,6 +259,10 @@ async def login(ctx: Ctx) -> Response:
                       message=ctx.f.t("Wrong user name or password."))
     # a fresh session (new CSRF token) at sign-in: no fixation
     ctx.session = {"uid": user.id, "csrf": auth.new_csrf()}
+    pref = await ctx.db.fetch_one(
+        "SELECT value FROM user_settings WHERE user_id = :u AND key = 'period'", {"u": user.id})
+    if pref:
+        ctx.session["period"] = pref["value"]
     target = _safe_next(str(form.get("next", nxt)))
     if target == "/" and not user.is_admin and not ctx.public("overview"):
         target = f"/agencies/{user.agency_code}"
@@ -301,8 +305,10 @@ async def settings(ctx: Ctx) -> Response:
 
 def routes() -> list[BaseRoute]:
     from reports.api import api_routes
+    from reports.compliance_web import routes as compliance_routes
 
     return [
+        *compliance_routes(),  # before the /api/v1 mount: it holds one API route
         Route("/", overview),
         Route("/sites/{site_id}", site_page),
         Route("/sites/{site_id}/install", install_page),

@@ -142,6 +142,18 @@ async def client(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClien
             yield c
 
 
+@pytest.fixture
+async def report_client(client: httpx.AsyncClient, db: Database) -> httpx.AsyncClient:
+    """``client`` after the known report fixture traffic (tests/reportdata.py) went through
+    /tracking and /TrackingMCDT and was rolled up; users bo (admin), hanoi (H26), byt (BYT)."""
+    from reportdata import populate
+    from reporthelp import make_users
+
+    await populate(client.app, client.app.state.giamsat.db)  # type: ignore[attr-defined]
+    await make_users(db)
+    return client
+
+
 def _pg_bin() -> Path:
     """Debian's server binaries: ``GIAMSAT_TEST_PG_BIN`` or the newest /usr/lib/postgresql/N."""
     if os.environ.get("GIAMSAT_TEST_PG_BIN"):

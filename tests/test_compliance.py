@@ -237,3 +237,23 @@ async def test_agency_roll_up_and_registration_date(facts: Database) -> None:
         "not_connected", 2, 1)
     assert result.counts() == {"not_connected": 1, "incomplete": 0, "interrupted": 0,
                                "not_reconciled": 0, "compliant": 2}
+
+
+async def test_monthly_history_is_stored_and_refreshed(facts: Database) -> None:
+    from collector.compliance import monthly_counts
+
+    await register(facts, 1)
+    await register(facts, 2)
+    await add_days(facts, 1, days("2026-01-01", "2026-03-31"))
+    await add_days(facts, 2, days("2026-03-10", "2026-03-31"))
+    counts = await monthly_counts(facts, CFG, ["2026-02", "2026-03"], LATER)
+    assert counts["2026-02"]["compliant"] == 1 and counts["2026-02"]["not_connected"] == 1
+    assert counts["2026-03"]["compliant"] == 2
+    # a closed month is read back while its row is fresh, recomputed once stale
+    await add_days(facts, 2, days("2026-02-01", "2026-02-28"))
+    again = await monthly_counts(facts, CFG, ["2026-02"], LATER + 3600_000)
+    assert again["2026-02"]["compliant"] == 1
+    later = await monthly_counts(facts, CFG, ["2026-02"], LATER + 2 * 86_400_000)
+    assert later["2026-02"]["compliant"] == 2
+    rows = await facts.fetch_all("SELECT month, compliant FROM compliance_months ORDER BY month")
+    assert rows == [{"month": "2026-02", "compliant": 2}, {"month": "2026-03", "compliant": 2}]

@@ -17,7 +17,6 @@ from collector.registry import make_site, save_site
 from collector.store import Database
 from collector.tracking import local_day
 from reports.auth import add_token, add_user
-from reports.compliance_web import routes
 from tests.compliance_helpers import add_days, add_dvc, days
 
 EVIL_NAME = '=HYPERLINK("http://evil.example","x")<script>alert(1)</script>'
@@ -43,8 +42,7 @@ async def web(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClient]:
         {"ts": int(time.time() * 1000) - 1000, "found": EVIL_ID,
          "tracker": "javascript:alert('x')</td>",
          "f": json.dumps(["site_id_wrong", "tracker_not_ours"])})
-    app = create_app(config)
-    app.router.routes.extend(routes())
+    app = create_app(config)  # the reports routes, /compliance included
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
@@ -61,7 +59,10 @@ async def test_list_page_groups_states_and_escapes(web: httpx.AsyncClient) -> No
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     # 47 compliant, 48 interrupted (no hits this month), 60 incomplete, 61 compliant
-    assert 'Gián đoạn: 1' in html and 'Kết nối chưa đầy đủ: 1' in html and 'Đạt: 2' in html
+    for name, state, n in (("Gián đoạn", "interrupted", 1), ("Chưa kết nối", "not_connected", 0),
+                           ("Kết nối chưa đầy đủ", "incomplete", 1), ("Đạt", "compliant", 2)):
+        assert f'<div class="label">{name}</div><div class="value state {state}">{n}</div>' \
+            in html
     assert "DVC Hà Nội" in html and "/compliance/sites/48?" in html
     assert "/compliance/sites/47?" not in html  # compliant sites are not listed
     r = await web.get("/compliance?kind=province&lang=en")

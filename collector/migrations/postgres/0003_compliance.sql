@@ -68,3 +68,17 @@ CREATE TABLE reported_totals (
   uploaded_ts BIGINT NOT NULL,
   PRIMARY KEY (site_id, service, period)
 );
+
+
+-- Month-by-month counts of required sites per state (the history on /compliance), kept so
+-- the history does not recompute twelve months on every view; a closed month is recomputed
+-- when its row is older than a day (late rollups, scans and reported totals still count).
+CREATE TABLE compliance_months (
+  month          TEXT PRIMARY KEY,         -- 'YYYY-MM'
+  computed_ts    BIGINT  NOT NULL,
+  not_connected  INTEGER NOT NULL,
+  incomplete     INTEGER NOT NULL,
+  interrupted    INTEGER NOT NULL,
+  not_reconciled INTEGER NOT NULL,
+  compliant      INTEGER NOT NULL
+);
