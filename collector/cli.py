@@ -315,8 +315,6 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command
     if name == "site":
         name = f"site {args.site_command}"
-    if name in ("user", "token"):
-        name = f"{name} {getattr(args, name + '_command')}"
     if getattr(args, f"{name}_command", None):
         name = f"{name} {getattr(args, f'{name}_command')}"
     overrides = {

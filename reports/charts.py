@@ -40,14 +40,16 @@ class RefLine:
 
 
 def line_chart(
-    labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *, title: str,
+    labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *,
+    title: str,
     fmt: Fmt = lambda v: f"{v:g}", refs: Sequence[RefLine] = (), width: int = 760,
     height: int = 220, y_max: float | None = None, integer: bool = False,
 ) -> Markup:
     """``series`` is ``[(name, values)]`` aligned on ``labels`` (x axis, already formatted)."""
-    left, right, top, bottom = 56, 12, 14, 28
+    left, right, top, bottom = 56, 22, 14, 28
     w, h = width - left - right, height - top - bottom
-    top_value = max([v for _, vals in series for v in vals] + [r.value for r in refs] + [0])
+    top_value = max([v for _, vals in series for v in vals if v is not None]
+                    + [r.value for r in refs] + [0])
     ymax = y_max if y_max is not None else _nice_max(top_value)
     if integer and ymax < 5:
         ymax = 5
@@ -73,16 +75,26 @@ def line_chart(
     step = max(1, math.ceil(n / 8))
     for i, lab in enumerate(labels):
         if i % step == 0 or i == n - 1 and n <= 8:
-            out.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" '
+            anchor = "end" if i == n - 1 and n > 1 else "middle"
+            out.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="{anchor}" '
                        f'class="tick">{_e(lab)}</text>')
     for idx, (name, vals) in enumerate(series):
         color = COLORS[idx % len(COLORS)]
-        pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))
         dash = ' stroke-dasharray="4 3"' if idx else ""
-        if len(vals) == 1:
-            out.append(f'<circle cx="{x(0):.1f}" cy="{y(vals[0]):.1f}" r="3" fill="{color}">'
-                       f"<title>{_e(name)}</title></circle>")
-        else:
+        # None = no data that day: the line breaks instead of dropping to zero
+        segments: list[list[int]] = [[]]
+        for i, v in enumerate(vals):
+            if v is None:
+                segments.append([])
+            else:
+                segments[-1].append(i)
+        for seg in filter(None, segments):
+            if len(seg) == 1:
+                i = seg[0]
+                out.append(f'<circle cx="{x(i):.1f}" cy="{y(vals[i]):.1f}" r="3" '
+                           f'fill="{color}"><title>{_e(name)}</title></circle>')
+                continue
+            pts = " ".join(f"{x(i):.1f},{y(vals[i]):.1f}" for i in seg)
             out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" '
                        f'stroke-width="2"{dash}><title>{_e(name)}</title></polyline>')
     for r in refs:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector import metrics
 from collector.metrics import Scope, derive, ratio
 from collector.store import Database
 
@@ -139,3 +140,47 @@ async def services_list(db: Database, start: str, end: str, limit: int,
         item["full_online_rate"] = ratio(item["full_online"], item["received"])
         out.append(item)
     return out
+
+
+async def agency_rankings(db: Database, start: str, end: str) -> dict[str, list[dict[str, Any]]]:
+    """Every current province/city and ministry with its visits and dossier figures, in one
+    pass per rollup table (``metrics.rankings`` does one per kind and order). Returns
+    ``{"province": [...], "ministry": [...]}`` unsorted, same fields as ``metrics.rankings``.
+    """
+    agencies = await db.fetch_all(
+        "SELECT code, name, kind FROM agencies WHERE effective_to IS NULL ORDER BY code")
+    kinds = {**{k: "province" for k in metrics.PROVINCE_KINDS},
+             **{k: "ministry" for k in metrics.MINISTRY_KINDS}}
+    items = {a["code"]: {"agency_code": a["code"], "agency_name": a["name"], "kind": a["kind"],
+                         "visits": 0, "visitors": 0, "pageviews": 0, "received": 0,
+                         "received_online": 0, "full_online": 0}
+             for a in agencies if a["kind"] in kinds}
+    p = {"start": start, "end": end}
+    for table, cols in (("rollup_site_day", ("visits", "visitors", "pageviews")),
+                        ("rollup_dossiers", ("received", "received_online", "full_online"))):
+        sums = ", ".join(f"SUM(x.{c}) AS {c}" for c in cols)
+        inner = ", ".join(f"SUM({c}) AS {c}" for c in cols)
+        rows = await db.fetch_all(
+            f"SELECT s.agency_code, {sums} FROM (SELECT site_id, {inner} FROM {table} "
+            "WHERE day >= :start AND day <= :end GROUP BY site_id) x "
+            "JOIN sites s ON s.id = x.site_id GROUP BY s.agency_code", p)
+        for r in rows:
+            if r["agency_code"] in items:
+                items[r["agency_code"]].update({c: int(r[c] or 0) for c in cols})
+    out: dict[str, list[dict[str, Any]]] = {"province": [], "ministry": []}
+    for i in items.values():
+        i["online_rate"] = ratio(i["received_online"], i["received"])
+        i["full_online_rate"] = ratio(i["full_online"], i["received"])
+        out[kinds[i["kind"]]].append(i)
+    return out
+
+
+def ranked(items: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """Copies of ``items`` in ranking order (as ``metrics.rankings``), ``rank`` from 1."""
+    if by == "visits":
+        order = sorted(items, key=lambda i: (-i["visits"], i["agency_code"]))
+    else:
+        order = sorted(items, key=lambda i: (i["full_online_rate"] is None,
+                                             -(i["full_online_rate"] or 0), -i["received"],
+                                             i["agency_code"]))
+    return [{**i, "rank": n} for n, i in enumerate(order, 1)]

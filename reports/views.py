@@ -224,9 +224,10 @@ async def overview_view(db: Database, config: Config, period: Period,
     tables: dict[str, Table] = {}
     charts: dict[str, Markup | None] = {}
     pct = f.pct
+    figures = await queries.agency_rankings(db, s, e)
     for kind, label in (("ministry", "ministries"), ("province", "provinces")):
-        by_visits = await metrics.rankings(db, s, e, kind, "visits")
-        by_rate = await metrics.rankings(db, s, e, kind, "full_online_rate")
+        by_visits = queries.ranked(figures[kind], "visits")
+        by_rate = queries.ranked(figures[kind], "full_online_rate")
         tables[f"{kind}_visits"] = ranking_table(
             f"{kind}_visits", f"Ranking of {label} by visits", by_visits, f, "visits")
         tables[f"{kind}_full_online"] = ranking_table(
@@ -264,9 +265,8 @@ async def overview_view(db: Database, config: Config, period: Period,
     for t in targets:
         t["met"] = None if t["value"] is None else t["value"] >= t["target"]
     charts["targets"] = line_chart(
-        labels, [(targets[0]["label"], [v or 0 for v in online]),
-                 (targets[1]["label"], [v or 0 for v in proc]),
-                 (targets[2]["label"], [v or 0 for v in sat])],
+        labels, [(targets[0]["label"], online), (targets[1]["label"], proc),
+                 (targets[2]["label"], sat)],
         title=f.t("National targets"), fmt=lambda v: pct(v, 0), y_max=1.0,
         refs=[RefLine(t["target"], f"{f.t('Target')} {pct(t['target'], 0)}", color)
               for t, color in zip(targets, ("#0b5cab", "#6b7785", "#c0392b"), strict=True)])

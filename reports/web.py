@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from collector.embed import snippet_html
 from collector.enrich import installation_secret
 from reports import auth, queries, views
+from reports.cache import ViewCache
 from reports.i18n import Formats, pick_lang
 from reports.periods import CHOICES, LABELS, Period, local_today, parse_period
 from reports.tables import Table, download
@@ -60,6 +61,13 @@ class Ctx:
         default = self.session.get("period", "30d")
         return parse_period(self.request.query_params,
                             local_today(self.config.timezone_offset_hours), default)
+
+    def cache(self) -> ViewCache:
+        """The app's cache of heavy views (one per app: never shared between databases)."""
+        state = self.request.app.state
+        if getattr(state, "reports_cache", None) is None:
+            state.reports_cache = ViewCache()
+        return state.reports_cache  # type: ignore[no-any-return]
 
     def public(self, page: str) -> bool:
         return page in {p.strip() for p in self.config.public_pages.split(",")}
@@ -163,7 +171,8 @@ def page(handler):  # type: ignore[no-untyped-def]
 async def overview(ctx: Ctx) -> Response:
     require(ctx, "overview")
     period = ctx.period()
-    data = await views.overview_view(ctx.db, ctx.config, period, ctx.f)
+    data = await ctx.cache().get(ctx.db, ("overview", period.start, period.end, ctx.lang),
+                           lambda: views.overview_view(ctx.db, ctx.config, period, ctx.f))
     return maybe_export(ctx, data["tables"], "overview") or render(
         ctx, "overview.html", period=period, **data)
 
@@ -207,7 +216,8 @@ async def agency_page(ctx: Ctx) -> Response:
         raise Denied(404)
     require(ctx, "agencies", agency=code)
     period = ctx.period()
-    data = await views.agency_view(ctx.db, code, period, ctx.f)
+    data = await ctx.cache().get(ctx.db, ("agency", code, period.start, period.end, ctx.lang),
+                           lambda: views.agency_view(ctx.db, code, period, ctx.f))
     return maybe_export(ctx, data["tables"], f"agency-{code}") or render(
         ctx, "agency.html", period=period, agency=agency, **data)
 

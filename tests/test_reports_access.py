@@ -112,14 +112,14 @@ async def test_tampered_session_cookie_is_ignored(report_client) -> None:
     assert (await c.get("/sites/47")).status_code == 303
 
 
-async def test_public_pages_from_configuration(db, db_path) -> None:
+async def test_public_pages_from_configuration(db, config) -> None:
+    import dataclasses
+
     import httpx
 
     from collector.app import create_app
-    from collector.config import Config
 
-    app = create_app(Config(database_url=db_path, registry_refresh=0, rollup_interval=0,
-                            public_pages="dvc"))
+    app = create_app(dataclasses.replace(config, public_pages="dvc"))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t") as c:

@@ -87,14 +87,14 @@ async def test_overview_rankings_and_targets(report_client) -> None:
     assert 'class="ref"' in page
 
 
-async def test_targets_come_from_configuration(db, db_path) -> None:
+async def test_targets_come_from_configuration(db, config) -> None:
+    import dataclasses
+
     import httpx
 
     from collector.app import create_app
-    from collector.config import Config
 
-    app = create_app(Config(database_url=db_path, registry_refresh=0, rollup_interval=0,
-                            target_satisfaction=0.9))
+    app = create_app(dataclasses.replace(config, target_satisfaction=0.9))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t") as c:

@@ -24,3 +24,14 @@ CREATE TABLE user_settings (
   value   TEXT NOT NULL,
   PRIMARY KEY (user_id, key)
 );
+
+-- National reports read every site over a date range: covering indexes by day, so a
+-- 30-day overview touches 30 days of rows instead of the whole year.
+CREATE INDEX report_site_day_by_day ON rollup_site_day
+  (day, site_id, visits, visitors, pageviews, bounces, duration_ms, hits, events, outlinks,
+   downloads);
+CREATE INDEX report_dvc_by_day ON rollup_dvc
+  (day, site_id, service, views, submissions, other_steps, ratings, rating_sum, ratings_good);
+CREATE INDEX report_dossiers_by_day ON rollup_dossiers
+  (day, site_id, service, events, received, received_online, received_in_person, full_online,
+   paid_online, paid_in_person, results);
