@@ -54,3 +54,35 @@ async def client(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClien
         ) as c:
             c.app = app  # type: ignore[attr-defined]
             yield c
+
+
+
+GOOD = {"idsite": "47", "rec": "1", "url": "https://hanoi.gov.vn/tin-tuc"}
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def form(params: dict[str, str | None]) -> bytes:
+    return str(httpx.QueryParams({k: v for k, v in params.items() if v is not None})).encode()
+
+
+@pytest.fixture
+def track(client: httpx.AsyncClient):
+    """POST one hit as a form body: ``await track(url=…, e_c=…)``; a ``None`` field is left out."""
+
+    async def send(_base: dict[str, str] | None = None, **fields: str | None) -> httpx.Response:
+        params = {**(GOOD if _base is None else _base), **fields}
+        return await client.post("/tracking", content=form(params), headers=FORM)
+
+    return send
+
+
+@pytest.fixture
+def flush(client: httpx.AsyncClient):
+    """Send one good hit and return once it (and every drop count before it) is committed."""
+
+    async def go() -> None:
+        r = await client.post("/tracking", content=form({**GOOD, "url": GOOD["url"] + "/flush"}),
+                              headers=FORM)
+        assert r.status_code == 204, r.text
+
+    return go
