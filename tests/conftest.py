@@ -61,6 +61,20 @@ GOOD = {"idsite": "47", "rec": "1", "url": "https://hanoi.gov.vn/tin-tuc"}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
+async def all_text(db: Database) -> str:
+    """Every value of every column of every table, as one string (to search for leaks)."""
+    if db.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = ("SELECT table_name AS name FROM information_schema.tables "
+               "WHERE table_schema = current_schema()")
+    out = []
+    for t in await db.fetch_all(sql):
+        for row in await db.fetch_all(f'SELECT * FROM "{t["name"]}"'):
+            out.extend(str(v) for v in row.values())
+    return "\n".join(out)
+
+
 def form(params: dict[str, str | None]) -> bytes:
     return str(httpx.QueryParams({k: v for k, v in params.items() if v is not None})).encode()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import FORM, GOOD, form
+from conftest import FORM, GOOD, all_text, form
 
 from collector.privacy import clean_url, dvc_reference, keyed_hash, redact_text
 from collector.store import Database
@@ -53,16 +53,6 @@ def test_keyed_hash_and_dvc_reference() -> None:
     assert ref != dvc_reference(b"k2", extra)
     assert len(ref) == 32 and "HS-001" not in ref
     assert dvc_reference(b"k1", ";x") == ""
-
-
-async def all_text(db: Database) -> str:
-    """Every value of every column of every table, as one string."""
-    tables = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
-    out = []
-    for t in tables:
-        for row in await db.fetch_all(f'SELECT * FROM "{t["name"]}"'):
-            out.extend(str(v) for v in row.values())
-    return "\n".join(out)
 
 
 async def test_no_personal_data_reaches_storage(client: httpx.AsyncClient, db: Database) -> None:
