@@ -156,16 +156,16 @@ def _utm(query: str) -> tuple[str, str, str]:
     return pick("source"), pick("medium"), pick("campaign")
 
 
-def _float(params: Mapping[str, str], key: str) -> float | None:
+def _float(params: Mapping[str, str], key: str, site_id: int) -> float | None:
     raw = params.get(key, "")
     if raw == "":
         return None
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidHit(f"{key} invalid: expected a number") from None
+        raise InvalidHit(f"{key} invalid: expected a number", site_id=site_id) from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise InvalidHit(f"{key} invalid: expected a number")
+        raise InvalidHit(f"{key} invalid: expected a number", site_id=site_id)
     return value
 
 
@@ -197,7 +197,7 @@ def parse_hit(
     except ValueError:
         raise InvalidHit("url invalid", site_id=site_id) from None
     if parts.scheme not in ("http", "https") or not host:
-        raise InvalidHit("url invalid: expected http(s)://host/…", site_id=site_id)
+        raise InvalidHit("url invalid: expected http(s)://host/...", site_id=site_id)
     if host not in hosts:
         raise InvalidHit("host not registered to this site", 403, site_id, host[:253])
 
@@ -233,7 +233,7 @@ def parse_hit(
         hit.e_c = e_c[:MAX_FIELD]
         hit.e_a = params.get("e_a", "")[:MAX_FIELD]
         hit.e_n = params.get("e_n", "")[:MAX_FIELD]
-        hit.e_v = _float(params, "e_v")
+        hit.e_v = _float(params, "e_v", site_id)
         if not hit.e_a:
             raise InvalidHit("e_a missing: an event needs an action", site_id=site_id)
         if e_c.lower() == "dvc":

@@ -227,3 +227,48 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePost
         except Exception:
             pass
         shutil.rmtree(base, ignore_errors=True)
+
+
+GOOD = {"idsite": "47", "rec": "1", "url": "https://hanoi.gov.vn/tin-tuc"}
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+async def all_text(db: Database) -> str:
+    """Every value of every column of every table, as one string (to search for leaks)."""
+    if db.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = ("SELECT table_name AS name FROM information_schema.tables "
+               "WHERE table_schema = current_schema()")
+    out = []
+    for t in await db.fetch_all(sql):
+        for row in await db.fetch_all(f'SELECT * FROM "{t["name"]}"'):
+            out.extend(str(v) for v in row.values())
+    return "\n".join(out)
+
+
+def form(params: dict[str, str | None]) -> bytes:
+    return str(httpx.QueryParams({k: v for k, v in params.items() if v is not None})).encode()
+
+
+@pytest.fixture
+def track(client: httpx.AsyncClient):
+    """POST one hit as a form body: ``await track(url=…, e_c=…)``; a ``None`` field is left out."""
+
+    async def send(_base: dict[str, str] | None = None, **fields: str | None) -> httpx.Response:
+        params = {**(GOOD if _base is None else _base), **fields}
+        return await client.post("/tracking", content=form(params), headers=FORM)
+
+    return send
+
+
+@pytest.fixture
+def flush(client: httpx.AsyncClient):
+    """Send one good hit and return once it (and every drop count before it) is committed."""
+
+    async def go() -> None:
+        r = await client.post("/tracking", content=form({**GOOD, "url": GOOD["url"] + "/flush"}),
+                              headers=FORM)
+        assert r.status_code == 204, r.text
+
+    return go

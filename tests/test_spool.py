@@ -98,6 +98,9 @@ async def test_postgres_outage_every_acknowledged_hit_exactly_once(
             senders = [asyncio.create_task(sender()) for _ in range(4)]
             await until(40)
             await asyncio.to_thread(private_pg.stop)  # mid-stream
+            health = await c.get("/healthz")  # the database is away, hits still taken
+            assert health.status_code == 200 and health.json()["status"] == "degraded"
+            assert health.json()["database_ok"] is False
             before_restart = len(acked)
             await until(before_restart + 60)  # acknowledged while the server is down
             health = await c.get("/healthz")

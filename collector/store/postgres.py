@@ -519,4 +519,7 @@ class PostgresDatabase:
                 pass
         if self.spool is not None:
             self.spool.close()
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except TimeoutError:  # the server is away: do not wait for a polite goodbye
+            self.pool.terminate()
