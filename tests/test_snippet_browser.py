@@ -14,6 +14,7 @@ Every test asserts rows in the database.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import threading
 import time
@@ -411,3 +412,24 @@ async def test_prerendered_page_sends_only_when_shown(db, collector, portal, bro
     await page.evaluate("activate()")
     rows = await rows_until(db, "SELECT kind, title FROM hits", 1)
     assert rows == [{"kind": "pageview", "title": "Tải trước"}]
+
+
+async def test_demo_page_shows_its_hits(db, config, browser) -> None:
+    await save_site(db, make_site(1, "H26", "portal", "Demo", ["localhost", "127.0.0.1"]))
+    demo = Collector(dataclasses.replace(config, demo=True))
+    base = await asyncio.to_thread(demo.start)
+    try:
+        page = await new_page(browser)
+        await page.goto(base + "/demo")
+        await loaded(page)
+        await page.click("#dvc")
+        rows = await rows_until(db, "SELECT kind, dvc_service FROM hits WHERE site_id = 1"
+                                    " ORDER BY id", 2)
+        assert [(r["kind"], r["dvc_service"]) for r in rows] == [
+            ("pageview", ""), ("dvc", "1.000046")]
+        await page.wait_for_function(
+            "document.querySelectorAll('#hits tr').length >= 2", timeout=10_000)
+        table = await page.inner_text("#hits")
+        assert "1.000046 / 1" in table and "Nguy" not in table
+    finally:
+        await asyncio.to_thread(demo.stop)
