@@ -166,6 +166,11 @@ class SQLiteDatabase:
         self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]
     ) -> None:
         def write(c: sqlite3.Connection) -> None:
+            if 0 < len(hits) <= CHUNK and not dropped:
+                # the common batch: one statement is its own transaction (autocommit), as
+                # atomic and durable as BEGIN … COMMIT, with one GIL hand-off instead of three
+                c.execute(_INSERT_HITS[len(hits)], [v for row in hits for v in row])
+                return
             c.execute("BEGIN IMMEDIATE")
             try:
                 for i in range(0, len(hits), CHUNK):
