@@ -232,7 +232,7 @@ async def test_badge_image(client) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 404 and r.headers["x-giamsat-error"] == "unknown site"
 
 
-async def test_scheduled_scan_runs_inside_the_server(db: Database, db_path: str) -> None:
+async def test_scheduled_scan_runs_inside_the_server(db: Database, database_url: str) -> None:
     import asyncio
 
     from collector.app import create_app
@@ -242,7 +242,7 @@ async def test_scheduled_scan_runs_inside_the_server(db: Database, db_path: str)
     with PortalServer(routes) as server:
         await save_target(db, 47, server.url("/"))
         await save_target(db, 48, server.url("/"))
-        config = Config(database_url=db_path, registry_refresh=0, rollup_interval=0,
+        config = Config(database_url=database_url, registry_refresh=0, rollup_interval=0,
                         scan_interval=0.2, scan_sample=0, public_url=EMC)
         app = create_app(config)
         async with app.router.lifespan_context(app):
@@ -256,18 +256,18 @@ async def test_scheduled_scan_runs_inside_the_server(db: Database, db_path: str)
         (47, "present", "right"), (48, "present", "wrong")}
 
 
-def test_cli_compliance_and_reconcile(db_path: str, db: Database, tmp_path: Path,
+def test_cli_compliance_and_reconcile(database_url: str, db: Database, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     totals = tmp_path / "totals.csv"
     totals.write_text("site,service,period,count\n47,1.1,2026-03,5\n47,1.1,2026-3,5\n",
                       encoding="utf-8")
-    assert cli_main(["--database-url", db_path, "reconcile", "import", str(totals)]) == 1
+    assert cli_main(["--database-url", database_url, "reconcile", "import", str(totals)]) == 1
     captured = capsys.readouterr()
     assert "1 row(s) saved, 1 row(s) refused" in captured.out
     assert "totals.csv:3: period: expected YYYY-MM" in captured.err
-    assert cli_main(["--database-url", db_path, "compliance", "--month", "2026-03"]) == 0
+    assert cli_main(["--database-url", database_url, "compliance", "--month", "2026-03"]) == 0
     assert capsys.readouterr().out == ""  # the conftest sites were registered today
-    assert cli_main(["--database-url", db_path, "compliance"]) == 0
+    assert cli_main(["--database-url", database_url, "compliance"]) == 0
     out = capsys.readouterr().out
     assert "47\tH26\tnot_connected\tCổng TTĐT Hà Nội\tchưa nhận được dữ liệu" in out
-    assert cli_main(["--database-url", db_path, "compliance", "--month", "03/2026"]) == 2
+    assert cli_main(["--database-url", database_url, "compliance", "--month", "03/2026"]) == 2
