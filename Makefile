@@ -29,6 +29,7 @@ test: test-setup
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/snippet.py
+	$(BIN)/python bench/rollup.py
 
 # rebuild snippet/dist/gov-tracking.min.js (node + npm; terser pinned by package-lock.json)
 snippet:
