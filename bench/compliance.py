@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/compliance.py                 # 10,000 sites × 365 days, 500 portals
     .venv/bin/python bench/compliance.py --sites 2000 --days 90 --portals 100
+    .venv/bin/python bench/compliance.py --pages --portals 0     # + /compliance page times
 
 Part 1 generates ``rollup_site_day`` rows (one per site per day with hits, with a mix of
 sites that are always on, have gaps, stopped, never connected), DVC and dossier rollups,
@@ -105,6 +106,27 @@ def generate(path: str, n_sites: int, n_days: int, end: dt.date) -> None:
           f"{counts[2]:,} dossier rows, {counts[3]:,} reported totals")
 
 
+async def pages_bench(path: str) -> None:
+    """GET /compliance (first view fills 12 months of history, then stored) and latest.json."""
+    import httpx
+
+    from collector.app import create_app
+
+    app = create_app(Config(database_url=path, registry_refresh=0, rollup_interval=0))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+            for label, url in (("/compliance (history computed)", "/compliance"),
+                               ("/compliance (history stored)", "/compliance"),
+                               ("/compliance?kind=province&state=incomplete",
+                                "/compliance?kind=province&state=incomplete"),
+                               ("/compliance/latest.json", "/compliance/latest.json")):
+                t = time.perf_counter()
+                r = await c.get(url)
+                print(f"page {label}: {time.perf_counter() - t:.2f} s, "
+                      f"{len(r.content) / 1e6:.1f} MB, status {r.status_code}")
+
+
 async def states_bench(path: str, n_sites: int, n_days: int) -> None:
     db = await open_database(path)
     await db.migrate()
@@ -175,10 +197,15 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--portals", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--pages", action="store_true",
+                    help="also time the /compliance pages on the generated data (~15 s more)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(states_bench(str(Path(tmp) / "states.db"), args.sites, args.days))
-        asyncio.run(scan_bench(str(Path(tmp) / "scan.db"), args.portals, args.concurrency))
+        if args.pages:
+            asyncio.run(pages_bench(str(Path(tmp) / "states.db")))
+        if args.portals > 0:
+            asyncio.run(scan_bench(str(Path(tmp) / "scan.db"), args.portals, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ async def prepare(path: str, sites: int, days: int, values: int) -> tuple[list[s
     return agencies, time.perf_counter() - t0
 
 
-async def measure(path: str, agencies: list[str], requests: int, sites: int) -> None:
+async def measure(path: str, agencies: list[str], requests: int, sites: int,
+                  cold_requests: int) -> None:
     app = create_app(Config(database_url=path, registry_refresh=0, rollup_interval=0))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
@@ -118,7 +119,7 @@ async def measure(path: str, agencies: list[str], requests: int, sites: int) -> 
                                    ("agency page", "/agencies/{agency}")):
                     for mode in ("cold", "warm") if label != "site dashboard" else ("",):
                         times = []
-                        for i in range(requests + 2):
+                        for i in range((cold_requests if mode == "cold" else requests) + 2):
                             if mode == "cold":  # as after a rollup moved the watermarks
                                 getattr(app.state, "reports_cache", {}).clear()
                             u = url.format(site=1 + (i * 37) % sites,
@@ -140,9 +141,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sites", type=int, default=1000)
     ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--values", type=int, default=2, help="values per dimension per site-day")
+    ap.add_argument("--values", type=int, default=1,
+                    help="values per dimension per site-day (rows: sites × days × 11 × this)")
     ap.add_argument("--keep", default="", help="build (or reuse) the database at this path")
     ap.add_argument("--requests", type=int, default=20, help="measured requests per page")
+    ap.add_argument("--cold-requests", type=int, default=3,
+                    help="measured requests per page with an emptied view cache")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or os.path.join(tmp, "bench.db")
@@ -153,7 +157,7 @@ def main() -> None:
             agencies, gen = asyncio.run(prepare(path, args.sites, args.days, args.values))
         print(f"{args.sites} sites × {args.days} days generated in {gen:.1f} s "
               f"(setup {time.perf_counter() - t0:.1f} s)")
-        asyncio.run(measure(path, agencies, args.requests, args.sites))
+        asyncio.run(measure(path, agencies, args.requests, args.sites, args.cold_requests))
 
 
 if __name__ == "__main__":

@@ -230,23 +230,24 @@ async def _in_chunks(db: Database, sql: str, ids: list[int], params: dict[str, A
 
 
 async def _latest_scans(db: Database, end_ms: int) -> dict[int, dict[str, Any]]:
+    """Each site's last scan at or before ``end_ms``: one index seek per site, so a long
+    scan history costs nothing."""
     rows = await db.fetch_all(
         "SELECT s.site_id, s.ts, s.base_url, s.home_status, s.https_enforced, s.snippet, "
         "s.site_id_found, s.site_id_state, s.tracker_url, s.loader, s.badge, s.pages, "
-        "s.pages_ok, s.pages_snippet, s.findings FROM scans s JOIN ("
-        "SELECT site_id, MAX(ts) AS ts FROM scans WHERE ts <= :t GROUP BY site_id"
-        ") l ON l.site_id = s.site_id AND l.ts = s.ts", {"t": end_ms})
+        "s.pages_ok, s.pages_snippet, s.findings FROM sites x JOIN scans s "
+        "ON s.site_id = x.id AND s.ts = (SELECT y.ts FROM scans y WHERE y.site_id = x.id "
+        "AND y.ts <= :t ORDER BY y.ts DESC LIMIT 1)", {"t": end_ms})
     out = {}
     for r in rows:
         r["findings"] = json.loads(r["findings"] or "[]")
         out[r["site_id"]] = r
-    commented = await db.fetch_all(
-        "SELECT p.site_id, p.n FROM scan_pages p JOIN ("
-        "SELECT site_id, MAX(ts) AS ts FROM scans WHERE ts <= :t GROUP BY site_id"
-        ") l ON l.site_id = p.site_id AND l.ts = p.ts WHERE p.snippet = 'commented'",
-        {"t": end_ms})
-    for r in commented:
-        out[r["site_id"]].setdefault("commented_pages", []).append(r["n"])
+    commented = [sid for sid, r in out.items() if "snippet_commented" in r["findings"]]
+    for r in await _in_chunks(
+        db, "SELECT site_id, ts, n FROM scan_pages WHERE snippet = 'commented' "
+            "AND site_id IN (:ids)", commented, {}):
+        if out[r["site_id"]]["ts"] == r["ts"]:
+            out[r["site_id"]].setdefault("commented_pages", []).append(r["n"])
     return out
 
 
@@ -303,9 +304,10 @@ async def compute(
                if i not in period or period[i]["window_days"] < window_days
                or period[i]["first_day"] > start]
     before = {r["site_id"]: r["last_day"] for r in await _in_chunks(
-        db, "SELECT site_id, MAX(day) AS last_day FROM rollup_site_day "
-            "WHERE day < :s AND hits > 0 AND site_id IN (:ids) GROUP BY site_id",
-        partial, p)}
+        db, "SELECT x.id AS site_id, (SELECT r.day FROM rollup_site_day r "
+            "WHERE r.site_id = x.id AND r.day < :s AND r.hits > 0 ORDER BY r.day DESC LIMIT 1"
+            ") AS last_day FROM sites x WHERE x.id IN (:ids)",
+        partial, p) if r["last_day"] is not None}
     days: dict[int, list[str]] = {}
     for r in await _in_chunks(
         db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :s AND day <= :e "
@@ -420,10 +422,11 @@ HISTORY_MAX_AGE_MS = 86_400_000
 
 async def monthly_counts(
     db: Database, config: Config, months: list[str], now_ms: int | None = None,
+    known: dict[str, Result] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Counts of required sites per state for each month (``compliance_months``): a closed
     month is read from the table unless its row is older than a day; the current month is
-    always computed (and stored)."""
+    always computed (and stored), or taken from ``known`` results computed just before."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     this_month = local_day(now_ms)[:7]
     stored = {r["month"]: r for r in await db.fetch_all(
@@ -434,7 +437,8 @@ async def monthly_counts(
         if row and m < this_month and now_ms - row["computed_ts"] < HISTORY_MAX_AGE_MS:
             out[m] = {st: int(row[st]) for st in STATES}
             continue
-        counts = (await compute(db, config, *month_period(m), now_ms)).counts()
+        result = (known or {}).get(m) or await compute(db, config, *month_period(m), now_ms)
+        counts = result.counts()
         await db.execute(
             "INSERT INTO compliance_months (month, computed_ts, not_connected, incomplete, "
             "interrupted, not_reconciled, compliant) VALUES (:m, :t, :not_connected, "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -64,6 +65,7 @@ def _personal_param(part: str) -> bool:
     return key.lower() in PERSONAL_PARAMS or has_personal_data(f"{key}={value}")
 
 
+@lru_cache(maxsize=4096)  # referrers and popular pages repeat
 def clean_url(url: str) -> str:
     """The URL without its fragment, personal query parameters, or personal data in its path.
 

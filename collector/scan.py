@@ -16,9 +16,10 @@ Page status vocabulary: ``ok``, ``timeout``, ``dns_error``, ``tls_error``,
 ``connection_refused``, ``connection_error``, ``too_many_redirects``, ``http_<code>``
 (4xx/5xx), ``not_html``, ``error``.
 
-HTTPS enforced: for an ``https`` base, ``http://<host>/`` is fetched; 1 when it redirects to
-``https`` or plain HTTP is refused, 0 when it serves the page, NULL when unknown. For an
-``http`` base the home page itself is plaintext: 0.
+HTTPS enforced: for an ``https`` base, ``http://<host>/`` is requested once without
+following redirects; 1 when it redirects to an ``https:`` URL or plain HTTP is refused, 0 when
+it serves a page (or redirects to another ``http:`` URL), NULL when unknown. For an ``http``
+base: 1 if the home page ended on ``https``, else 0 (the page was served in plaintext).
 
 Site finding codes (``scans.findings``), over the home page and every sampled page read:
 ``home_unreachable`` · ``snippet_absent`` (home) · ``snippet_commented`` ·
@@ -199,16 +200,18 @@ async def _https_enforced(
 ) -> int | None:
     parts = urlsplit(base_url)
     if parts.scheme == "http":
-        return 0 if home.status == "ok" and home.final_url.startswith("http:") else (
-            1 if home.final_url.startswith("https:") else None)
-    plain = await fetch(client, parts._replace(scheme="http").geturl(), opts, gate, html=False)
-    if plain.status == "connection_refused":
-        return 1
-    if plain.final_url.startswith("https:"):
-        return 1
-    if plain.final_url.startswith("http:") and plain.status in ("ok", "not_html"):
-        return 0
-    return None
+        if home.final_url.startswith("https:"):
+            return 1
+        return 0 if home.status == "ok" else None
+    plain = parts._replace(scheme="http").geturl()
+    async with gate:
+        try:
+            r = await client.get(plain, follow_redirects=False)
+        except Exception as e:
+            return 1 if _classify(e) == "connection_refused" else None
+    if r.is_redirect:
+        return 1 if r.headers.get("location", "").startswith("https:") else 0
+    return 0 if r.status_code < 400 else None
 
 
 def site_findings(pages: list[Page], https_enforced: int | None) -> list[str]:
@@ -250,6 +253,14 @@ def site_findings(pages: list[Page], https_enforced: int | None) -> list[str]:
     return out
 
 
+async def _analyse(text: str, site_id: int, our_host: str | None, url: str) -> PageFindings:
+    """Small pages in line; big ones on a thread so a scan inside the server does not hold
+    the event loop that answers /tracking."""
+    if len(text) < 100_000:
+        return analyse_page(text, site_id, our_host, url)
+    return await asyncio.to_thread(analyse_page, text, site_id, our_host, url)
+
+
 async def scan_site(
     client: httpx.AsyncClient, site_id: int, base_url: str, our_host: str | None,
     opts: ScanOptions, gate: asyncio.Semaphore,
@@ -258,13 +269,13 @@ async def scan_site(
     ts = int(time.time() * 1000)
     home = await fetch(client, base_url, opts, gate)
     if home.status == "ok":
-        home.findings = analyse_page(home.text, site_id, our_host, home.final_url or base_url)
+        home.findings = await _analyse(home.text, site_id, our_host, home.final_url or base_url)
     urls = await _sample(client, home, base_url, opts, gate) if home.status == "ok" else []
     https_task = asyncio.create_task(_https_enforced(client, base_url, home, opts, gate))
     pages = [home, *await asyncio.gather(*(fetch(client, u, opts, gate) for u in urls))]
     for p in pages[1:]:
         if p.status == "ok":
-            p.findings = analyse_page(p.text, site_id, our_host, p.final_url or p.url)
+            p.findings = await _analyse(p.text, site_id, our_host, p.final_url or p.url)
     https = await https_task
     for p in pages:
         p.text = ""  # keep memory flat over thousands of sites

@@ -210,9 +210,10 @@ def parse_hit(
     if ref:
         try:
             ref_parts = urlsplit(ref)
-            if ref_parts.scheme in ("http", "https", "android-app") and ref_parts.hostname:
+            ref_host = ref_parts.hostname
+            if ref_parts.scheme in ("http", "https", "android-app") and ref_host:
                 hit.referrer = ref
-                hit.ref_host = normalize_host(ref_parts.hostname)
+                hit.ref_host = normalize_host(ref_host)
         except ValueError:
             pass  # an unreadable referrer is treated as none
     hit.utm_source, hit.utm_medium, hit.utm_campaign = _utm(parts.query)

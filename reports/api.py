@@ -230,11 +230,12 @@ async def openapi(request: Request) -> Response:
     return reply(openapi_document())
 
 
-def api_routes() -> list[BaseRoute]:
+def api_routes(prefix: str = "/api/v1") -> list[BaseRoute]:
+    # plain routes, not a Mount: a Mount would swallow every other /api/v1/… route
     return [
-        Route("/openapi.json", openapi),
-        Route("/reports", report_list),
-        Route("/national/{report}", stats),
-        Route("/agencies/{code}/{report}", stats),
-        Route("/sites/{site_id}/{report}", stats),
+        Route(prefix + "/openapi.json", openapi),
+        Route(prefix + "/reports", report_list),
+        Route(prefix + "/national/{report}", stats),
+        Route(prefix + "/agencies/{code}/{report}", stats),
+        Route(prefix + "/sites/{site_id}/{report}", stats),
     ]

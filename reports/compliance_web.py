@@ -47,7 +47,8 @@ from reports.web import Ctx, Denied, page, render, require
 
 KINDS = {"ministry": ("ministry", "ministerial_agency"), "province": ("province", "city")}
 HISTORY_MONTHS = 12
-CACHE_SECONDS = 600.0
+CACHE_SECONDS = 600.0  # closed months
+CACHE_CURRENT_SECONDS = 60.0  # the current month (rollups run every minute)
 
 VI = {
     "Compliance with the monitoring code": "Tình hình gắn mã giám sát",
@@ -95,13 +96,15 @@ def _prev_months(month: str, n: int) -> list[str]:
 
 
 async def _compute(request: Request, month: str) -> Result:
-    """States for a month; closed months are cached a few minutes in the process."""
+    """States for a month, cached in the process: a closed month for ten minutes, the
+    current one for a minute (the in-server rollup runs every minute)."""
     state = request.app.state.giamsat
     today = local_day(int(time.time() * 1000))
     cache: dict[str, tuple[float, Result]] = getattr(state, "_compliance_cache", None) or {}
     state._compliance_cache = cache
     hit = cache.get(month)
-    if hit and month < today[:7] and time.monotonic() - hit[0] < CACHE_SECONDS:
+    ttl = CACHE_SECONDS if month < today[:7] else CACHE_CURRENT_SECONDS
+    if hit and time.monotonic() - hit[0] < ttl:
         return hit[1]
     start, end = month_period(month)
     result = await compute(state.db, state.config, start, end)
@@ -188,7 +191,8 @@ async def compliance_page(ctx: Ctx) -> Response:
     state = request.app.state.giamsat
     months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
     history = [{"month": m, "total": sum(c.values()), **c}
-               for m, c in (await monthly_counts(state.db, state.config, months)).items()]
+               for m, c in (await monthly_counts(state.db, state.config, months,
+                                                    known={month: result})).items()]
     counts = result.counts()
     return render(
         ctx, "compliance.html", tc=t, month=month, state_f=state_f, kind_f=kind_f,
@@ -295,6 +299,8 @@ async def reported_api(request: Request) -> Response:
         report = await import_reported(state.db, text, source, allowed)
         saved = report.saved
         errors = [{"line": line, "reason": msg} for line, msg in report.errors]
+    if saved:
+        state._compliance_cache = {}  # the next view reconciles against the new totals
     status = 200 if saved or not errors else 400
     return JSONResponse({"saved": saved, "refused": len(errors), "errors": errors[:100]}, status)
 

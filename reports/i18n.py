@@ -163,10 +163,9 @@ VI: dict[str, str] = {
     "Agencies": "Cơ quan",
     "Total": "Tổng",
     "Totals": "Tổng cộng",
-    "portal": "Cổng thông tin",
-    "dvc": "Cổng dịch vụ công",
-    "onestop": "Hệ thống một cửa",
-    "other": "Khác",
+    "Portal": "Cổng thông tin",
+    "DVC portal": "Cổng dịch vụ công",
+    "One-stop system": "Hệ thống một cửa",
     "Rank": "Hạng",
     "Ranking of ministries by visits": "Xếp hạng bộ, ngành theo lượt truy cập",
     "Ranking of provinces by visits": "Xếp hạng tỉnh, thành phố theo lượt truy cập",
@@ -250,6 +249,7 @@ class Formats:
 
 
 VI.update({
+    "Agencies offering it": "Số cơ quan",
     "Avg. duration": "Thời gian TB",
     "In person": "Trực tiếp",
     "Online rate": "Tỷ lệ trực tuyến",
@@ -277,3 +277,7 @@ VI.update({
         "lần tổng hợp kế tiếp (khoảng một phút). Trình quét tuân thủ kiểm tra chính các trang: "
         "giamsat scan",
 })
+
+
+SITE_KINDS = {"portal": "Portal", "dvc": "DVC portal", "onestop": "One-stop system",
+              "other": "Other"}

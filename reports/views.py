@@ -17,7 +17,7 @@ from collector.metrics import Scope
 from collector.store import Database
 from reports import queries
 from reports.charts import RefLine, bar_chart, funnel, line_chart
-from reports.i18n import Formats
+from reports.i18n import SITE_KINDS, Formats
 from reports.periods import Period
 from reports.tables import Column, Table
 
@@ -173,7 +173,8 @@ async def agency_view(db: Database, code: str, period: Period, f: Formats) -> di
     rows = []
     for x in sites:
         t = per_site[int(x["id"])]
-        rows.append({"id": x["id"], "name": x["name"], "kind": f.t(x["kind"]), **t})
+        rows.append({"id": x["id"], "name": x["name"],
+                     "kind": f.t(SITE_KINDS.get(x["kind"], x["kind"])), **t})
     cur = cmp["current"]
     total = {"id": "", "name": f.t("Total"), "kind": "", **cur}
     site_table = Table("sites", f.t("Sites"), [
@@ -286,7 +287,8 @@ async def dvc_view(db: Database, period: Period, f: Formats, service: str,
     tables: dict[str, Table] = {}
     rows = await queries.services_list(db, s, e, limit, (page - 1) * limit)
     tables["services"] = Table("services", f.t("DVC services"), [
-        Column("service", f.t("Service code"), "code"), Column("agencies", f.t("Agencies"), "int"),
+        Column("service", f.t("Service code"), "code"),
+        Column("agencies", f.t("Agencies offering it"), "int"),
         Column("views", f.t("Views"), "int"), Column("submissions", f.t("Submissions"), "int"),
         Column("dvc_conversion", f.t("Conversion"), "pct"),
         Column("received", f.t("Dossiers received"), "int"),
@@ -307,5 +309,6 @@ async def dvc_view(db: Database, period: Period, f: Formats, service: str,
         conv = [(r["agency_name"], r["dvc_conversion"]) for r in per
                 if r["dvc_conversion"] is not None]
         if conv:
-            chart = bar_chart(conv, title=f.t("Conversion"), fmt=lambda v: f.pct(v), x_max=1.0)
+            chart = bar_chart(conv, title=f.t("Conversion"), fmt=lambda v: f.pct(v), x_max=1.0,
+                              width=1100, label_width=280)
     return {"tables": tables, "chart": chart, "has_next": len(rows) == limit}

@@ -20,13 +20,13 @@ import jinja2
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from collector.embed import snippet_html
 from collector.enrich import installation_secret
 from reports import auth, queries, views
 from reports.cache import ViewCache
-from reports.i18n import Formats, pick_lang
+from reports.i18n import SITE_KINDS, Formats, pick_lang
 from reports.periods import CHOICES, LABELS, Period, local_today, parse_period
 from reports.tables import Table, download
 
@@ -118,7 +118,8 @@ async def context(request: Request) -> Ctx:
 def render(ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLResponse:
     periods = [(k, ctx.f.t(LABELS[k])) for k in CHOICES]
     html = env.get_template(template).render(
-        ctx=ctx, f=ctx.f, t=ctx.f.t, user=ctx.user, lang=ctx.lang, periods=periods, **data)
+        ctx=ctx, f=ctx.f, t=ctx.f.t, user=ctx.user, lang=ctx.lang, periods=periods,
+        kinds=SITE_KINDS, **data)
     response = HTMLResponse(html, status, headers={
         "content-security-policy": CSP, "x-content-type-options": "nosniff",
         "referrer-policy": "same-origin", "cache-control": "private, no-store",
@@ -314,11 +315,13 @@ async def settings(ctx: Ctx) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    """Every reports route: pages, the stats API, the compliance pages."""
     from reports.api import api_routes
     from reports.compliance_web import routes as compliance_routes
 
     return [
-        *compliance_routes(),  # before the /api/v1 mount: it holds one API route
+        *compliance_routes(),  # first: it holds one API route (/api/v1/compliance/reported)
+        *api_routes(),
         Route("/", overview),
         Route("/sites/{site_id}", site_page),
         Route("/sites/{site_id}/install", install_page),
@@ -327,6 +330,5 @@ def routes() -> list[BaseRoute]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/settings", settings, methods=["GET", "POST"]),
-        Mount("/api/v1", routes=api_routes()),
     ]
 

@@ -156,3 +156,26 @@ async def test_stats_api_and_openapi(report_client, db) -> None:
     assert "/api/v1/sites/{site_id}/{report}" in doc["paths"]
     names = {x["name"] for x in (await c.get("/api/v1/reports")).json()["reports"]}
     assert {"totals", "timeseries", "top_page", "dvc", "dossiers"} <= names
+
+
+async def test_overview_cache_follows_rollups(report_client) -> None:
+    import asyncio
+
+    from reportdata import hit
+
+    from collector.rollup import rollup
+
+    c = report_client
+    app = c.app
+    assert kpi((await c.get("/")).text, "visits") == "6"
+    await hit(app, "198.51.100.77", idsite=60, url="https://moh.gov.vn/tin")
+    assert kpi((await c.get("/")).text, "visits") == "6"  # not rolled up yet: cache hit
+    await rollup(app.state.giamsat.db)  # the watermarks move
+    cache = app.state.reports_cache
+    stale_before = cache.stale
+    assert kpi((await c.get("/")).text, "visits") == "6"  # served stale, refreshing
+    assert cache.stale == stale_before + 1
+    await asyncio.gather(*cache.tasks)
+    assert kpi((await c.get("/")).text, "visits") == "7"
+    cache.clear()
+    assert kpi((await c.get("/")).text, "visits") == "7"

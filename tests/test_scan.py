@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -232,7 +233,7 @@ async def test_badge_image(client) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 404 and r.headers["x-giamsat-error"] == "unknown site"
 
 
-async def test_scheduled_scan_runs_inside_the_server(db: Database, database_url: str) -> None:
+async def test_scheduled_scan_runs_inside_the_server(db: Database, config: Config) -> None:
     import asyncio
 
     from collector.app import create_app
@@ -242,9 +243,8 @@ async def test_scheduled_scan_runs_inside_the_server(db: Database, database_url:
     with PortalServer(routes) as server:
         await save_target(db, 47, server.url("/"))
         await save_target(db, 48, server.url("/"))
-        config = Config(database_url=database_url, registry_refresh=0, rollup_interval=0,
-                        scan_interval=0.2, scan_sample=0, public_url=EMC)
-        app = create_app(config)
+        app = create_app(dataclasses.replace(config, scan_interval=0.2, scan_sample=0,
+                                             public_url=EMC))
         async with app.router.lifespan_context(app):
             for _ in range(100):
                 rows = await db.fetch_all("SELECT site_id, snippet, site_id_state FROM scans "
@@ -271,3 +271,41 @@ def test_cli_compliance_and_reconcile(database_url: str, db: Database, tmp_path:
     out = capsys.readouterr().out
     assert "47\tH26\tnot_connected\tCổng TTĐT Hà Nội\tchưa nhận được dữ liệu" in out
     assert cli_main(["--database-url", database_url, "compliance", "--month", "03/2026"]) == 2
+
+
+async def test_https_enforced_probe() -> None:
+    import asyncio
+
+    import httpx
+
+    from collector.scan import Page, _https_enforced
+
+    routes: dict[str, Route] = {}
+    gate = asyncio.Semaphore(2)
+    with PortalServer(routes) as server:
+        https_base = server.url("/").replace("http:", "https:")
+        async with httpx.AsyncClient() as client:
+            routes["/"] = Route(status=301, headers={"location": https_base})
+            assert await _https_enforced(client, https_base, Page(https_base, "ok"), OPTS,
+                                         gate) == 1
+            routes["/"] = Route(page("plaintext"))
+            assert await _https_enforced(client, https_base, Page(https_base, "ok"), OPTS,
+                                         gate) == 0
+            routes["/"] = Route(status=302, headers={"location": server.url("/other")})
+            assert await _https_enforced(client, https_base, Page(https_base, "ok"), OPTS,
+                                         gate) == 0
+    refused = https_base  # the server is gone: plain HTTP refused
+    async with httpx.AsyncClient() as client:
+        assert await _https_enforced(client, refused, Page(refused, "ok"), OPTS, gate) == 1
+
+
+async def test_big_page_and_size_cap(db: Database) -> None:
+    filler = "<p>nội dung</p>" * 20_000  # ~300 KB: analysed on a thread
+    routes = {"/": Route(page(filler + snippet(105, EMC))),
+              "/huge": Route(page("<p>x</p>" * 400_000 + snippet(105, EMC)))}  # > 2 MB
+    with PortalServer(routes) as server:
+        scan, _pages, _state, _ = await scan_and_state(db, 105, server.url("/"), True)
+        assert (scan["home_status"], scan["snippet"]) == ("ok", "present")
+        huge, *_ = await scan_and_state(db, 106, server.url("/huge"), True)
+    # only the first 2 MB are read: a snippet after them is not seen
+    assert (huge["home_status"], huge["snippet"]) == ("ok", "absent")
