@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/snippet.py
 	$(BIN)/python bench/rollup.py
+	$(BIN)/python bench/reports.py
 
 # rebuild snippet/dist/gov-tracking.min.js (node + npm; terser pinned by package-lock.json)
 snippet:

@@ -6,6 +6,7 @@ same objects the CSV/JSON downloads use), ``charts`` (ready SVG markup) and figu
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -219,13 +220,20 @@ async def overview_view(db: Database, config: Config, period: Period,
                         f: Formats) -> dict[str, Any]:
     s, e = period.start.isoformat(), period.end.isoformat()
     nation = Scope.nation()
-    cmp = await metrics.compare(db, nation, s, e)
+    # independent reads, run side by side (the SQLite pool has 3 connections, PostgreSQL a pool)
+    cmp, share, figures, ts, share_day, registry = await asyncio.gather(
+        metrics.compare(db, nation, s, e),
+        queries.procedure_share(db, nation, s, e),
+        queries.agency_rankings(db, s, e),
+        metrics.timeseries(db, nation, s, e, ("received", "received_online", "ratings",
+                                              "ratings_good", "visits")),
+        queries.procedure_share_by_day(db, nation, s, e),
+        queries.registry_counts(db),
+    )
     cur = cmp["current"]
-    share = await queries.procedure_share(db, nation, s, e)
     tables: dict[str, Table] = {}
     charts: dict[str, Markup | None] = {}
     pct = f.pct
-    figures = await queries.agency_rankings(db, s, e)
     for kind, label in (("ministry", "ministries"), ("province", "provinces")):
         by_visits = queries.ranked(figures[kind], "visits")
         by_rate = queries.ranked(figures[kind], "full_online_rate")
@@ -278,7 +286,7 @@ async def overview_view(db: Database, config: Config, period: Period,
     tables["targets"] = targets_table
     return {"compare": cmp, "cur": cur, "cards": kpi_cards(cmp, f), "tables": tables,
             "charts": charts, "targets": targets, "share": share,
-            "registry": await queries.registry_counts(db)}
+            "registry": registry}
 
 
 async def dvc_view(db: Database, period: Period, f: Formats, service: str,

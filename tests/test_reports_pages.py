@@ -179,3 +179,15 @@ async def test_overview_cache_follows_rollups(report_client) -> None:
     assert kpi((await c.get("/")).text, "visits") == "7"
     cache.clear()
     assert kpi((await c.get("/")).text, "visits") == "7"
+
+
+async def test_install_check_page(report_client) -> None:
+    c = report_client
+    await login(c, "hanoi", "hanoi-password")
+    page = (await c.get("/sites/47/install")).text
+    assert "Đã gắn mã: có dữ liệu" in page
+    assert "host not registered to this site" in page
+    assert "_govaq.push([&#39;setSiteId&#39;, &#39;47&#39;])" in page  # the snippet, escaped
+    assert "hanoi.gov.vn" in page
+    # an agency user cannot tell unknown sites from other agencies' sites
+    assert (await c.get("/sites/999/install")).status_code == 403

@@ -62,3 +62,30 @@ def test_csv_neutralises_formulas_and_has_bom() -> None:
     text = to_csv(t)
     assert text.startswith("\ufeff'=A\r\n")
     assert "'=cmd" in text and "\nfine" in text
+
+
+def test_session_cookie_flags_and_signature() -> None:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from reports.auth import COOKIE, Sessions
+
+    def request(scheme: str, cookie: str = "") -> Request:
+        headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []
+        return Request({"type": "http", "scheme": scheme, "method": "GET", "path": "/",
+                        "headers": headers, "query_string": b"", "server": ("t", 443)})
+
+    s = Sessions(b"secret")
+    r = Response()
+    s.save(request("https"), r, {"uid": 1, "csrf": "x"})
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+    value = cookie.split(";")[0].split("=", 1)[1]
+    assert s.load(request("https", value)) == {"uid": 1, "csrf": "x"}
+    assert Sessions(b"other").load(request("https", value)) == {}  # another key: rejected
+    r = Response()
+    Sessions(b"secret").save(request("http"), r, {"uid": 1})
+    assert "Secure" not in r.headers["set-cookie"]
+    r = Response()
+    Sessions(b"secret", secure=True).save(request("http"), r, {"uid": 1})  # https public URL
+    assert "Secure" in r.headers["set-cookie"]
