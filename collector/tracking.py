@@ -24,7 +24,11 @@ submitted). ``dvc_extra`` never reaches storage: only a keyed hash of its first 
 dossier id) is kept.
 
 Every refusal is an :class:`InvalidHit` carrying an HTTP status and a one-line reason;
-the reason goes into the ``X-Giamsat-Error`` header and the ``dropped`` counters.
+the reason goes into the ``X-Giamsat-Error`` header and the ``dropped`` counters. A refusal
+is counted for the site when the site id is known (also for ``rec`` missing), else site 0.
+Text that no database can store is refused as ``malformed encoding``: invalid UTF-8 (raw or
+%-escaped), NUL characters, lone surrogates (possible in bulk JSON). Letting one through
+would fail the whole group-commit batch it lands in, refusing other senders' good hits.
 """
 
 from __future__ import annotations

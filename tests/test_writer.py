@@ -32,6 +32,11 @@ def row(n: int) -> tuple:
     return tuple(values[c] for c in HIT_COLUMNS)
 
 
+def sqlite_only(db: Database) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("the failing trigger is written in SQLite's syntax")
+
+
 async def count(db: Database, sql: str = "SELECT count(*) AS n FROM hits") -> int:
     return (await db.fetch_one(sql))["n"]
 
@@ -89,6 +94,7 @@ async def test_close_flushes_everything_accepted(db: Database) -> None:
 
 
 async def test_storage_failure_acknowledges_nothing(db: Database) -> None:
+    sqlite_only(db)
     writer = Writer(db)
     writer.start()
     try:
@@ -111,6 +117,7 @@ async def test_storage_failure_acknowledges_nothing(db: Database) -> None:
 
 async def test_storage_failure_is_503_through_the_app(client: httpx.AsyncClient,
                                                       db: Database) -> None:
+    sqlite_only(db)
     await db.execute(FAIL_TRIGGER)
     r = await client.post("/tracking", content=form(GOOD), headers=FORM)
     assert r.status_code == 503
@@ -128,6 +135,7 @@ async def test_storage_failure_is_503_through_the_app(client: httpx.AsyncClient,
 
 
 async def test_salt_storage_failure_is_503(client: httpx.AsyncClient, db: Database) -> None:
+    sqlite_only(db)
     await db.execute("DELETE FROM salts")
     client.app.state.giamsat.enricher.salts._cache.clear()  # type: ignore[attr-defined]
     await db.execute("CREATE TRIGGER refuse_salts BEFORE INSERT ON salts "
