@@ -117,10 +117,10 @@ def test_cli_snippet_prints_embed_with_sri(capsys, db_path: str) -> None:
     assert "integrity" not in capsys.readouterr().out
 
 
-async def test_demo_routes_only_in_demo_mode(db, db_path: str) -> None:
+async def test_demo_routes_only_in_demo_mode(db, database_url: str, tmp_path) -> None:
     for demo, expected in ((False, 404), (True, 200)):
-        app = create_app(Config(database_url=db_path, registry_refresh=0, rollup_interval=0,
-                                demo=demo))
+        app = create_app(Config(database_url=database_url, registry_refresh=0, rollup_interval=0,
+                                demo=demo, spool_dir=str(tmp_path / "spool")))
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://127.0.0.1:8000") as c:
