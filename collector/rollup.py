@@ -113,62 +113,57 @@ VISIT_COLUMNS = (
     "entry_path, exit_path, source, referrer, campaign, browser, os, device, province, hour"
 )
 
-# Sessions are cut in Python (``_sessions``) from every hit of the pending visitor-days
-# (ids <= :hi), read in (site, day, visitor, ts, id) order — one pass, cheaper than SQL
-# window functions. `rollup_pending p CROSS JOIN hits h`: SQLite keeps the written join
-# order, so the few pending visitor-days drive index look-ups into hits (never a scan of
-# all hits), and ordering by p's key then ts follows the index hits_visitor_day (no sort);
+# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi), in two
+# window passes over narrow rows: (1) over every hit, flag visit starts (gap before > 30
+# min) and ends (gap after > 30 min) and keep running counts of hits, page views and
+# non-ping hits; (2) over start/end rows only, pair each start with its end — the counts
+# of a visit are differences of the running counts. Then look up the entry and exit hits
+# by id for their attributes. A visit counts if it holds a non-ping hit; it is the
+# visitor's first of the day if no non-ping hit came before it.
+# `rollup_pending p CROSS JOIN hits h`: SQLite keeps the written join order, so the few
+# pending visitor-days drive index look-ups into hits (never a scan of all hits);
 # PostgreSQL plans it as an ordinary inner join.
-_SESSION_HITS = """
-SELECT h.id, h.site_id, h.day, h.visitor, h.ts, h.kind, h.path
-FROM rollup_pending p CROSS JOIN hits h
-WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor AND h.id <= :hi
-ORDER BY p.site_id, p.day, p.visitor, h.ts, h.id
-"""
-
-# One visit; the attributes of its entry hit `e` are read by id (CASTs type the
-# parameters of a SELECT list for PostgreSQL).
-_INSERT_VISIT = f"""
+_SESSIONS = f"""
 INSERT INTO visits ({VISIT_COLUMNS})
-SELECT e.site_id, e.day, e.visitor, e.ts, CAST(:end_ts AS BIGINT),
-  CAST(:first_visit AS BIGINT), CAST(:hits AS BIGINT), CAST(:pageviews AS BIGINT),
-  CAST(:bounce AS BIGINT), e.path, :exit_path,
+SELECT v.site_id, v.day, v.visitor, v.start_ts, v.end_ts,
+  CASE WHEN v.counted_before = 0 THEN 1 ELSE 0 END, v.hits, v.pageviews,
+  CASE WHEN v.pageviews = 1 THEN 1 ELSE 0 END, e.path, x.path,
   {SOURCE_SQL}, CASE WHEN e.ref_host = e.host THEN '' ELSE e.ref_host END,
   e.utm_campaign, e.browser, e.os, e.device, e.province,
-  ((e.ts + {TZ_OFFSET_MS}) / 3600000) % 24
-FROM hits e WHERE e.id = :entry_id
+  ((v.start_ts + {TZ_OFFSET_MS}) / 3600000) % 24
+FROM (
+  SELECT b.site_id, b.day, b.visitor, b.ts AS start_ts, b.id AS entry_id,
+    CASE WHEN b.last_hit = 1 THEN b.ts ELSE b.next_ts END AS end_ts,
+    CASE WHEN b.last_hit = 1 THEN b.id ELSE b.next_id END AS exit_id,
+    CASE WHEN b.last_hit = 1 THEN 1 ELSE b.next_n - b.n + 1 END AS hits,
+    CASE WHEN b.last_hit = 1 THEN b.pv ELSE b.next_pvs - b.pvs + b.pv END AS pageviews,
+    CASE WHEN b.last_hit = 1 THEN b.counts ELSE b.next_cs - b.cs + b.counts END AS counted,
+    b.cs - b.counts AS counted_before
+  FROM (
+    SELECT a.*, LEAD(a.ts) OVER w2 AS next_ts, LEAD(a.id) OVER w2 AS next_id,
+      LEAD(a.n) OVER w2 AS next_n, LEAD(a.pvs) OVER w2 AS next_pvs,
+      LEAD(a.cs) OVER w2 AS next_cs
+    FROM (
+      SELECT h.id, h.site_id, h.day, h.visitor, h.ts,
+        CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END AS pv,
+        CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END AS counts,
+        ROW_NUMBER() OVER w AS n,
+        SUM(CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END) OVER w AS pvs,
+        SUM(CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END) OVER w AS cs,
+        CASE WHEN h.ts - LAG(h.ts) OVER w <= {GAP_MS} THEN 0 ELSE 1 END AS new_visit,
+        CASE WHEN LEAD(h.ts) OVER w - h.ts <= {GAP_MS} THEN 0 ELSE 1 END AS last_hit
+      FROM rollup_pending p CROSS JOIN hits h
+      WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor
+        AND h.id <= :hi
+      WINDOW w AS (PARTITION BY h.site_id, h.day, h.visitor ORDER BY h.ts, h.id)
+    ) a
+    WHERE a.new_visit = 1 OR a.last_hit = 1
+    WINDOW w2 AS (PARTITION BY a.site_id, a.day, a.visitor ORDER BY a.ts, a.id)
+  ) b
+  WHERE b.new_visit = 1
+) v CROSS JOIN hits e CROSS JOIN hits x
+WHERE v.counted > 0 AND e.id = v.entry_id AND x.id = v.exit_id
 """
-
-
-def _sessions(hits: list[dict]) -> list[dict]:
-    """The visits of ``hits`` (ordered by site, day, visitor, ts, id): runs of one
-    visitor-day's hits with no gap over ``GAP_MS`` that hold a non-ping hit. A visit is the
-    visitor's first of the day if no non-ping hit came before it."""
-    visits: list[dict] = []
-    entry = last = None
-    n = pageviews = counted = counted_before = 0
-    for h in [*hits, None]:
-        same_day = (h is not None and last is not None and h["visitor"] == last["visitor"]
-                    and h["day"] == last["day"] and h["site_id"] == last["site_id"])
-        if last is not None and (not same_day or h["ts"] - last["ts"] > GAP_MS):
-            if counted:  # a run of pings alone is not a visit
-                visits.append({
-                    "entry_id": entry["id"], "end_ts": last["ts"], "exit_path": last["path"],
-                    "first_visit": 1 if counted_before == 0 else 0, "hits": n,
-                    "pageviews": pageviews, "bounce": 1 if pageviews == 1 else 0})
-            counted_before = counted_before + counted if same_day else 0
-            entry = None
-        if h is None:
-            break
-        if entry is None:
-            entry, n, pageviews, counted = h, 0, 0, 0
-        kind = h["kind"]
-        n += 1
-        pageviews += kind == "pageview"
-        counted += kind != "ping"
-        last = h
-    return visits
-
 
 _DELTA = (
     "INSERT INTO rollup_visit_delta (sign, site_id, day, first_visit, pageviews, bounce, "
@@ -385,8 +380,7 @@ async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str, session_hi: in
         removed = await q.fetch_all(
             "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
         await q.execute_many(_DELETE_VISITS, old)
-    await q.execute_many(_INSERT_VISIT, _sessions(
-        await q.fetch_all(_SESSION_HITS, {"hi": session_hi})))
+    await q.execute(_SESSIONS, {"hi": session_hi})
     await q.execute(_DELTA.format(sign=1))
     await q.execute(_SITE_DAY_VISITS)
     for sql in _DIM_VISITS:
