@@ -61,7 +61,9 @@ Python from one ordered read (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSE
 visit costs ~57 µs there); everything in Python with dimensions summed in dicts (+15 %
 CPU: each row crossing into Python costs ~3 µs here, as a dict); multi-row VALUES inserts
 (PostgreSQL hash-joins all hits when joined to them; SQLite looks bound parameter names up
-linearly, so 19 named parameters × many rows is quadratic). The cost is rows written —
+linearly, so 19 named parameters × many rows is quadratic); sessions as LAG/LEAD + a
+running visit number + GROUP BY per visit (3 window functions instead of ~7, but the
+GROUP BY sort costs more: +5 % CPU on SQLite, +5-9 % wall on PostgreSQL). The cost is rows written —
 one per visit and per dimension value per batch; real gains need a store or schema
 change (tuples from fetch_all, a larger SQLite page cache: ~8 %, a set-based visits work
 table, or the monthly table summed after a catch-up instead of per batch).
