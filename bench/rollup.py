@@ -3,13 +3,18 @@
     .venv/bin/python bench/rollup.py                 # 300k events, 200 sites, 10 days
     .venv/bin/python bench/rollup.py --events 1000000 --days 30
     .venv/bin/python bench/rollup.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/rollup.py --batch 300000   # rows per rollup transaction
 
 1. Generates ``--events`` synthetic hits (sessions with gaps, pings, DVC steps, ratings,
    referrers, campaigns, devices, provinces) over ``--sites`` sites and ``--days`` days,
    written through ``db.write_batch`` (the real storage path) into a temp SQLite file
    (or a temporary PostgreSQL database with ``--database-url``).
 2. Times a full rollup (events/s; target ≥ 200,000/s) and an incremental one over 1 % new
-   events (target: cost proportional to new events, i.e. ratio ≈ 0.01).
+   events (target: cost proportional to new events, i.e. ratio ≈ 0.01), in ``--batch``
+   rows per transaction (default 50,000, as ``giamsat rollup``). Also prints the CPU time
+   of this process (the rollup itself plus, for SQLite, the database): on a shared,
+   loaded machine it varies far less between runs than wall time — compare before/after
+   on it. (PostgreSQL's server CPU is not included.)
 3. Dashboard: one site at ``--per-day`` events/day (default 100,000) for one day, rolled
    up for real, its rollup rows copied to 365 days; then times the metrics API answering
    a 365-day site dashboard (totals + comparison, daily series, top-10 of every
@@ -153,25 +158,30 @@ async def bench_rollup(args: argparse.Namespace, folder: str) -> None:
     print(f"generated {total:,} events ({args.sites} sites × {args.days} days) "
           f"in {time.perf_counter() - t0:.1f} s")
 
-    full = await rollup(db)
+    cpu = time.process_time()
+    full = await rollup(db, args.batch)
+    cpu = time.process_time() - cpu
     full_rate = full.hits / full.seconds
     print(f"full rollup:        {full.hits:>10,} events in {full.seconds:6.2f} s  "
-          f"= {full_rate:>9,.0f} events/s   (target ≥ 200,000/s)")
+          f"= {full_rate:>9,.0f} events/s   (target ≥ 200,000/s); "
+          f"{full.batches} batches, CPU {cpu:.2f} s")
 
     # 1 % new events: the next day, all sites
     new = make_hits(rng, site_ids, args.days, max(1, total // 100 // args.sites), 300, 1)
     await write(db, new)
-    inc = await rollup(db)
+    cpu_inc = time.process_time()
+    inc = await rollup(db, args.batch)
+    cpu_inc = time.process_time() - cpu_inc
     inc_rate = inc.hits / inc.seconds if inc.seconds else 0.0
     print(f"incremental rollup: {inc.hits:>10,} events in {inc.seconds:6.2f} s  "
-          f"= {inc_rate:>9,.0f} events/s")
+          f"= {inc_rate:>9,.0f} events/s; CPU {cpu_inc:.2f} s")
     print(f"ratio incremental/full time: {inc.seconds / full.seconds:.4f} "
           f"(new/total events {inc.hits / full.hits:.4f}; per-event cost ratio "
           f"{(inc.seconds / inc.hits) / (full.seconds / full.hits):.2f})")
     # a smaller increment (0.2 %): cost ∝ new events shows as time ratio ≈ events ratio
     small = make_hits(rng, site_ids, args.days + 1, max(1, total // 500 // args.sites), 300, 2)
     await write(db, small)
-    inc2 = await rollup(db)
+    inc2 = await rollup(db, args.batch)
     print(f"incremental rollup: {inc2.hits:>10,} events in {inc2.seconds:6.2f} s  "
           f"(vs the 1 % run: events ×{inc2.hits / inc.hits:.2f}, "
           f"time ×{inc2.seconds / inc.seconds:.2f})")
@@ -241,6 +251,8 @@ def main() -> None:
     p.add_argument("--database-url", default="",
                    help="postgresql://…/postgres to bench PostgreSQL (temporary databases "
                         "are created and dropped); default: SQLite files in a temp folder")
+    p.add_argument("--batch", type=int, default=50_000,
+                   help="rows per rollup transaction (giamsat rollup --batch)")
     p.add_argument("--per-day", type=int, default=100_000)
     p.add_argument("--skip-rollup", action="store_true")
     p.add_argument("--skip-dashboard", action="store_true")
