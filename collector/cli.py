@@ -72,10 +72,14 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
+    # X-Forwarded-For/-Proto are believed only from GIAMSAT_TRUSTED_PROXIES (uvicorn's own
+    # default would trust 127.0.0.1, letting a local process claim any visitor IP)
+    proxies = config.trusted_proxies.strip()
     uvicorn.run(
         "collector.app:create_app", factory=True, host=config.host, port=config.port,
         workers=config.workers, loop=loop, http="httptools", access_log=config.access_log,
         log_level="info", timeout_graceful_shutdown=30,
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
     )
     return 0
 

@@ -20,7 +20,7 @@ import ipaddress
 import re
 import secrets
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import maxminddb
 from ua_parser import parse as parse_ua
@@ -165,20 +165,20 @@ async def installation_secret(db: Database, configured: str = "") -> bytes:
 
 
 class Enricher:
-    """Hit + client IP → a storage row (``HIT_COLUMNS`` order), personal data removed."""
+    """Hit + client IP + the day's salt → a storage row (``HIT_COLUMNS`` order), personal
+    data removed. Synchronous: the caller fetches the salt (``salts.cached(day)``, or
+    ``await salts.for_day(day)`` once a day), so a hit costs no extra await."""
 
     def __init__(self, geo: GeoIP, salts: Salts, secret: bytes) -> None:
         self.geo = geo
         self.salts = salts
         self.secret = secret
 
-    async def row(self, hit: Hit, ip: str) -> tuple:
+    def row(self, hit: Hit, ip: str, salt: bytes) -> tuple[Any, ...]:
         agent = parse_agent(hit.ua)
         if agent.bot or hit.webdriver:
             raise InvalidHit("bot", 403, hit.site_id)
-        salt = self.salts.cached(hit.day) or await self.salts.for_day(hit.day)
         country, province = self.geo.lookup(ip)
-        target = clean_url(hit.target) if hit.target else ""
         return (
             hit.site_id, hit.ts, hit.day, hit.kind, visitor_id(salt, hit.site_id, ip, hit.ua),
             redact_text(hit.pv_id), hit.host, redact_text(hit.path), clean_url(hit.url)[:MAX_URL],
@@ -186,6 +186,7 @@ class Enricher:
             redact_text(hit.utm_source), redact_text(hit.utm_medium),
             redact_text(hit.utm_campaign), agent.browser, agent.os, agent.device, country,
             province, hit.screen, hit.lang, redact_text(hit.e_c), redact_text(hit.e_a),
-            redact_text(hit.e_n), hit.e_v, target, hit.dvc_service, hit.dvc_state,
+            redact_text(hit.e_n), hit.e_v, clean_url(hit.target) if hit.target else "",
+            hit.dvc_service, hit.dvc_state,
             dvc_reference(self.secret, hit.dvc_extra) if hit.dvc_extra else "",
         )

@@ -33,6 +33,7 @@ would fail the whole group-commit batch it lands in, refusing other senders' goo
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -105,17 +106,43 @@ def local_day(ts_ms: int) -> str:
     return _day_of((ts_ms + TZ_OFFSET_MS) // 86_400_000)
 
 
+@lru_cache(maxsize=1024)  # a few hundred screen sizes and language headers in all
+def _screen(res: str) -> str:
+    return res if _SCREEN.match(res) else ""
+
+
+@lru_cache(maxsize=1024)
+def _lang(raw: str) -> str:
+    lang = _LANG.match(raw)
+    return lang.group(0).lower() if lang else ""
+
+
 def _unquote(s: str, errors: str = "strict") -> str:
+    """%-decode (``+`` is a space) into UTF-8 text; invalid escapes are kept as they are.
+
+    ``codecs.escape_decode`` does the decoding in C once every ``%`` is turned into ``\\x``
+    (backslashes doubled first, so nothing else is an escape): ~1 µs for a Vietnamese title
+    instead of ~7 µs for ``unquote_to_bytes``. It refuses an invalid escape (``%zz``, a
+    ``%`` at the end); then the stdlib decoding, which keeps those as they are, is used.
+    """
     if "+" in s:
         s = s.replace("+", " ")
-    return unquote_to_bytes(s).decode("utf-8", errors) if "%" in s else s
+    if "%" not in s:
+        return s
+    try:
+        raw = codecs.escape_decode(s.replace("\\", "\\\\").replace("%", "\\x"))[0]
+    except ValueError:
+        raw = unquote_to_bytes(s)
+    return raw.decode("utf-8", errors)
 
 
 def parse_query(raw: bytes | str) -> dict[str, str]:
     """Decode a query string or form body strictly; the last value of a repeated key wins.
 
     The same result as ``dict(parse_qsl(text, keep_blank_values=True, errors="strict"))``
-    (a test holds it to that), at a third of the cost: only escaped parts are unquoted.
+    (a test holds it to that), at a fraction of the cost. The common body — every field
+    ``key=value`` with one ``=``, no escapes in the keys — is split by C string methods
+    alone; then only values holding ``%`` or ``+`` are decoded.
     """
     try:
         # a str (bulk JSON) may hold lone surrogates, which no database can store
@@ -123,18 +150,56 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
         if "\x00" in text or "%00" in text:
             raise InvalidHit("malformed encoding: NUL character")
         text = text.lstrip("?")
-        if text.count("&") >= MAX_FIELDS:
+        fields = text.count("&") + 1
+        if fields > MAX_FIELDS:
             raise InvalidHit(f"too many parameters (more than {MAX_FIELDS})")
-        params: dict[str, str] = {}
+        escaped = "%" in text or "+" in text
+        words = text.replace("&", "=").split("=")
+        if len(words) == 2 * fields:  # exactly one "=" per field, none empty
+            keys = "&".join(words[::2])
+            if not escaped or ("%" not in keys and "+" not in keys):
+                pairs = iter(words)
+                params = dict(zip(pairs, pairs, strict=False))
+                if escaped:
+                    for key, value in params.items():
+                        if "%" in value or "+" in value:
+                            params[key] = _unquote(value)
+                return params
+        params = {}
         for part in text.split("&"):
             if part:
                 key, _, value = part.partition("=")
-                if "%" in key or "+" in key:
-                    key = _unquote(key)
-                params[key] = _unquote(value) if "%" in value or "+" in value else value
+                params[_unquote(key) if escaped else key] = _unquote(value) if escaped else value
     except (UnicodeDecodeError, UnicodeEncodeError):
         raise InvalidHit("malformed encoding: not UTF-8") from None
     return params
+
+
+def split_url(url: str) -> tuple[str, str, str, str]:
+    """``(scheme, host, path, query)`` of a URL; ``host`` normalised (lower case, no port, no
+    ``www.``). Raises ``ValueError`` for a URL ``urlsplit`` cannot read.
+
+    The common URL — ``http(s)://`` then an ASCII host without user info or brackets, all
+    printable ASCII — is split with string methods (a regex or ``urlsplit`` costs several
+    times more); its parts are exactly those of ``urlsplit`` (a test holds it to that).
+    Anything else goes through ``urlsplit``.
+    """
+    if url.startswith("https://"):
+        scheme, rest = "https", url[8:]
+    elif url.startswith("http://"):
+        scheme, rest = "http", url[7:]
+    else:
+        scheme = rest = ""
+    if scheme and url.isascii() and url.isprintable():
+        netloc, slash, tail = rest.partition("/")
+        if "?" not in netloc and "#" not in netloc and "@" not in netloc \
+                and "[" not in netloc and "]" not in netloc:
+            tail = slash + tail.partition("#")[0]
+            path, _, query = tail.partition("?")
+            host = netloc.partition(":")[0].lower().rstrip(".")
+            return scheme, host[4:] if host.startswith("www.") else host, path, query
+    parts = urlsplit(url)
+    return parts.scheme, normalize_host(parts.hostname or ""), parts.path, parts.query
 
 
 def _site_id(params: Mapping[str, str]) -> int:
@@ -146,16 +211,16 @@ def _site_id(params: Mapping[str, str]) -> int:
     return int(raw)
 
 
+_CAMPAIGN = re.compile(r"(?:^|&)([um])tm_(source|medium|campaign)=([^&]*)")
+
+
 def _utm(query: str) -> tuple[str, str, str]:
-    if "tm_" not in query:
-        return "", "", ""
-    q: dict[str, str] = {}
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        q[_unquote(key, "replace")] = _unquote(value, "replace")
+    """``utm_*`` (or Matomo's ``mtm_*``) source, medium and campaign of a page's query."""
+    found = {(u, name): value for u, name, value in _CAMPAIGN.findall(query)}
 
     def pick(name: str) -> str:
-        return (q.get(f"utm_{name}") or q.get(f"mtm_{name}") or "")[:MAX_FIELD]
+        value = found.get(("u", name)) or found.get(("m", name)) or ""
+        return _unquote(value, "replace")[:MAX_FIELD] if value else ""
 
     return pick("source"), pick("medium"), pick("campaign")
 
@@ -196,48 +261,44 @@ def parse_hit(
     if len(url) > MAX_URL:
         raise InvalidHit(f"url too long (over {MAX_URL} characters)", 413, site_id)
     try:
-        parts = urlsplit(url)
-        host = normalize_host(parts.hostname or "")
+        scheme, host, path, query = split_url(url)
     except ValueError:
         raise InvalidHit("url invalid", site_id=site_id) from None
-    if parts.scheme not in ("http", "https") or not host:
+    if scheme not in ("http", "https") or not host:
         raise InvalidHit("url invalid: expected http(s)://host/...", site_id=site_id)
     if host not in hosts:
         raise InvalidHit("host not registered to this site", 403, site_id, host[:253])
 
-    hit = Hit(site_id, now_ms, local_day(now_ms), "pageview", url, host, parts.path or "/")
-    hit.pv_id = params.get("pv_id", "")[:16]
-    hit.title = params.get("action_name", "")[:MAX_TITLE]
-    hit.ua = (params.get("ua") or ua_header)[:MAX_UA]
-    hit.webdriver = params.get("wd") == "1"
-    ref = params.get("urlref", "").strip()[:MAX_URL]
+    get = params.get
+    referrer = ref_host = ""
+    ref = get("urlref", "")
     if ref:
+        ref = ref.strip()[:MAX_URL]
         try:
-            ref_parts = urlsplit(ref)
-            ref_host = ref_parts.hostname
-            if ref_parts.scheme in ("http", "https", "android-app") and ref_host:
-                hit.referrer = ref
-                hit.ref_host = normalize_host(ref_host)
+            ref_scheme, host_of_ref, _, _ = split_url(ref)
+            if ref_scheme in ("http", "https", "android-app") and host_of_ref:
+                referrer, ref_host = ref, host_of_ref
         except ValueError:
             pass  # an unreadable referrer is treated as none
-    hit.utm_source, hit.utm_medium, hit.utm_campaign = _utm(parts.query)
-    res = params.get("res", "")
-    hit.screen = res if _SCREEN.match(res) else ""
-    lang = _LANG.match(params.get("lang") or lang_header)
-    hit.lang = lang.group(0).lower() if lang else ""
-
-    e_c = params.get("e_c", "")
-    if params.get("ping") == "1":
+    source, medium, campaign = _utm(query) if "tm_" in query else ("", "", "")
+    hit = Hit(
+        site_id, now_ms, local_day(now_ms), "pageview", url, host, path or "/",
+        get("pv_id", "")[:16], get("action_name", "")[:MAX_TITLE], referrer, ref_host,
+        source, medium, campaign, _screen(get("res", "")), _lang(get("lang") or lang_header),
+        ua=(get("ua") or ua_header)[:MAX_UA], webdriver=get("wd") == "1",
+    )
+    e_c = get("e_c", "")
+    if get("ping") == "1":
         hit.kind = "ping"
-    elif params.get("link"):
+    elif get("link"):
         hit.kind, hit.target = "outlink", params["link"][:MAX_URL]
-    elif params.get("download"):
+    elif get("download"):
         hit.kind, hit.target = "download", params["download"][:MAX_URL]
     elif e_c:
         hit.kind = "event"
         hit.e_c = e_c[:MAX_FIELD]
-        hit.e_a = params.get("e_a", "")[:MAX_FIELD]
-        hit.e_n = params.get("e_n", "")[:MAX_FIELD]
+        hit.e_a = get("e_a", "")[:MAX_FIELD]
+        hit.e_n = get("e_n", "")[:MAX_FIELD]
         hit.e_v = _float(params, "e_v", site_id)
         if not hit.e_a:
             raise InvalidHit("e_a missing: an event needs an action", site_id=site_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from conftest import FORM, GOOD, all_text, form
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.privacy import clean_url, dvc_reference, keyed_hash, redact_text
 from collector.store import Database
@@ -83,3 +85,28 @@ async def test_no_personal_data_reaches_storage(client: httpx.AsyncClient, db: D
                                "'pageview'")
     assert title == {"title": "Hồ sơ [id] - [phone] - [email]",
                      "url": "https://hanoi.gov.vn/hoso/[id]?p=1"}
+
+
+_URL_PARTS = st.sampled_from(
+    ["https://hanoi.gov.vn", "http://h.vn:8080", "/", "/a", "?", "&", "=", "#f", "@", "%40",
+     "+", " ", "x", "hoten", "HoTen", "email", "0912345678", "012345678901", "12345",
+     "a@b.vn", "utm_source", "é", "%C3%A9", ".", "-"]
+)
+
+
+_QUERY = st.lists(st.sampled_from(["x=1", "utm_source=zalo", "trang=2", "a", "q=12345"]),
+                  min_size=1, max_size=3).map("&".join)
+_URLS = st.one_of(
+    st.tuples(st.sampled_from(["https://hanoi.gov.vn", "http://h.vn:8080"]),
+              st.sampled_from(["", "/", "/tin-tuc/a-1", "/%41"]),
+              st.sampled_from(["", "?"]), _QUERY).map("".join),  # mostly the fast path
+    st.tuples(st.sampled_from(["https://hanoi.gov.vn", "http://h.vn:8080", "https://x", ""]),
+              st.lists(_URL_PARTS, max_size=10).map("".join)).map("".join),
+)
+
+
+@given(_URLS)
+def test_clean_url_fast_path_agrees_with_the_full_one(url: str) -> None:
+    from collector.privacy import _clean_url
+
+    assert clean_url(url) == _clean_url(url)

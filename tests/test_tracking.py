@@ -99,3 +99,54 @@ def test_ua_param_overrides_header() -> None:
 def test_long_fields_are_cut() -> None:
     h = hit(action_name="t" * 5000, e_c="c" * 500, e_a="a", pv_id="p" * 50)
     assert len(h.title) == 1024 and len(h.e_c) == 256 and len(h.pv_id) == 16
+
+
+_URL_PARTS = st.sampled_from(
+    ["http", "https", "HTTPS", "://", ":", "//", "/", "?", "#", "&", "=", "@", "[", "]", " ",
+     "\t", "%41", "+", ".", "-", "www.", "WWW.", "Hanoi", "gov", "vn", "443", "a", "é", "x=1"]
+)
+
+
+_TOKENS = st.lists(_URL_PARTS, max_size=6).map("".join)
+_WELL_FORMED = st.tuples(
+    st.sampled_from(["http://", "https://"]), st.sampled_from(["", "www.", "WWW."]),
+    st.sampled_from(["hanoi.gov.vn", "Hanoi.Gov.VN.", "a-b.vn", "h"]),
+    st.sampled_from(["", ":443", ":"]), st.sampled_from(["", "/", "/a/b", "/%41"]),
+    st.sampled_from(["", "?", "?x=1&y"]), st.sampled_from(["", "#", "#f"]),
+).map("".join)
+_URLS = st.one_of(
+    _WELL_FORMED,
+    st.tuples(_WELL_FORMED, _TOKENS).map("".join),  # then noise
+    st.tuples(st.sampled_from(["HTTPS://", "https:/", "ftp://", "https://u:p@", "http://[::1]"]),
+              _TOKENS).map("".join),
+    st.lists(_URL_PARTS, max_size=16).map("".join),
+)
+
+
+@given(_URLS)
+def test_split_url_fast_path_agrees_with_urlsplit(url: str) -> None:
+    """Whatever the regex takes, it splits exactly as ``urlsplit`` + ``normalize_host``."""
+    from urllib.parse import urlsplit
+
+    from collector.registry import normalize_host
+    from collector.tracking import split_url
+
+    try:
+        parts = urlsplit(url)
+        expected = (parts.scheme, normalize_host(parts.hostname or ""), parts.path, parts.query)
+    except ValueError:
+        with pytest.raises(ValueError):
+            split_url(url)
+        return
+    assert split_url(url) == expected
+
+
+def test_split_url_common_forms() -> None:
+    from collector.tracking import split_url
+
+    assert split_url("https://WWW.Hanoi.gov.vn:443/a/b?x=1#f") == (
+        "https", "hanoi.gov.vn", "/a/b", "x=1")
+    assert split_url("http://hanoi.gov.vn") == ("http", "hanoi.gov.vn", "", "")
+    assert split_url("https://u:p@hanoi.gov.vn/") == ("https", "hanoi.gov.vn", "/", "")
+    with pytest.raises(ValueError):
+        split_url("http://[::1/a")
