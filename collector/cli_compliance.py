@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
+import time
 from pathlib import Path
 
 from collector.config import Config
 from collector.store import Database
+from collector.tracking import local_day
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -95,13 +96,14 @@ def cmd_reconcile_import(args: argparse.Namespace, config: Config) -> int:
 def cmd_compliance(args: argparse.Namespace, config: Config) -> int:
     from collector.compliance import compute, month_period
 
-    month = args.month or dt.date.today().isoformat()[:7]
+    now_ms = int(time.time() * 1000)
+    month = args.month or local_day(now_ms)[:7]  # the local (UTC+7) month
     try:
         start, end = month_period(month)
     except ValueError:
         print(f"giamsat: --month: expected YYYY-MM, got {month!r}", file=sys.stderr)
         return 2
-    result = _run(config, lambda db: compute(db, config, start, end))
+    result = _run(config, lambda db: compute(db, config, start, end, now_ms))
     for s in result.sites:
         if s.state != "compliant" or args.all:
             print(f"{s.site_id}\t{s.agency_code}\t{s.state}\t{s.name}\t"

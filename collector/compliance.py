@@ -20,9 +20,29 @@ States, most severe first (letter 5901/BTTTT-CĐSQG):
     registered to the site (the code copied onto another site), or the site's own host
     sending hits with another site's id.
 ``interrupted`` (gián đoạn)
-    connected before, but a run of ``GIAMSAT_GAP_DAYS`` or more consecutive days without
-    hits inside the period (exactly the threshold counts). Days before the site's first
-    hit ever are not a gap; the current day is not counted until it is over.
+    connected (a hit before the period, or a first hit ever inside it), but a run of
+    ``GIAMSAT_GAP_DAYS`` or more consecutive days without hits (exactly the threshold
+    counts) that lies in the period or runs into it:
+
+    - only days that are over count: the current day (local, UTC+7) is not counted until
+      it is over, its hits may still come;
+    - days before the site's first hit ever are not a gap (a site first heard of on the
+      10th is searched from the 10th);
+    - a run that began before the period counts in full when it runs into the period
+      (the site connected before the period has no hit on the period's first day): it
+      starts the day after the last hit before the period. So a 3-day outage from
+      31 January to 2 February is a 3-day gap of February (and a 1-day trailing gap of
+      January), and a site silent since 31 December 2025 is, on 1 December 2026,
+      "gián đoạn 334 ngày" (1 January – 30 November). In particular a site connected
+      before the period and silent since is interrupted on the period's first day already,
+      as soon as the run of days over reaches the threshold; before that (the last hit
+      the day before yesterday: one day over) it is not yet;
+    - a run that ended before the period (a hit on the period's first day) belongs to the
+      earlier period; a period that has not begun has no gap.
+
+    The evidence is the longest such run (``gap_days``, its first and last day — the first
+    may lie before the period); ``counts["days_without_hits"]`` counts the period's own
+    days over without hits.
 ``not_reconciled`` (chưa đối soát)
     a comparison of :mod:`collector.reconcile` is outside the tolerance.
 ``compliant``.
@@ -218,6 +238,22 @@ def longest_gap(days: list[str], wstart: str, wend: str) -> tuple[int, str, str,
     return best, bfrom, bto, total
 
 
+def _window_start(start: str, today: str, last_before: str | None,
+                  first_in: str | None) -> str:
+    """The first day of the window searched for gaps (see the module docstring).
+
+    ``last_before`` is the site's last day with hits before the period, ``first_in`` its
+    first day with hits in the period. A site connected before the period whose silence
+    runs into the period (no hit on the period's first day, and that day has begun) has
+    that whole run counted, from the day after ``last_before``; a site first heard in the
+    period is searched from its first hit; otherwise from the period's start."""
+    if last_before is None:
+        return first_in if first_in is not None and first_in > start else start
+    if today >= start and (first_in is None or first_in > start):
+        return (dt.date.fromisoformat(last_before) + DAY).isoformat()
+    return start
+
+
 async def _in_chunks(db: Database, sql: str, ids: list[int], params: dict[str, Any]
                      ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
@@ -366,10 +402,15 @@ async def compute(
                              others=", ".join(str(o) for o in sorted(other))))
         gap, gfrom, gto, missing = 0, "", "", 0
         if last_day is not None:
-            connected_before = sid in before or (per is not None and per["first_day"] <= start)
-            wstart = start if connected_before else per["first_day"]  # type: ignore[index]
             if sid in partial:
+                wstart = _window_start(start, today, before.get(sid),
+                                       per["first_day"] if per else None)
                 gap, gfrom, gto, missing = longest_gap(days.get(sid, []), wstart, wend)
+                # days_without_hits counts the period's own days only, not the part of
+                # a run that began before the period
+                before_period = min(dt.date.fromisoformat(start),
+                                    dt.date.fromisoformat(wend) + DAY)
+                missing -= max(0, (before_period - dt.date.fromisoformat(wstart)).days)
             if gap >= config.gap_days > 0:
                 f.append(finding("interrupted", gap=gap, gap_from=gfrom, gap_to=gto))
         bad = failed.get(sid, [])

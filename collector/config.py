@@ -68,7 +68,7 @@ class Config:
     # compliance (collector/scan.py, collector/compliance.py)
     scan_interval: float = 0.0  # seconds between in-server install scans; 0 = off (86400 daily)
     scan_sample: int = 5  # pages scanned per site besides the home page
-    gap_days: int = 3  # this many consecutive days without hits inside a period = interrupted
+    gap_days: int = 3  # consecutive days without hits in (or into) a period = interrupted
     reconcile_abs: int = 2  # reconciliation tolerance: max(abs, rel × larger count)
     reconcile_rel: float = 0.05
     foreign_host_min: int = 20  # hits from unregistered hostnames that make a site incomplete

@@ -10,7 +10,8 @@ are compared lower-cased, without port and without a leading ``www.``.
 
 Site CSV files (``giamsat site import``) have the header
 ``id,agency,kind,name,hosts,registered_on,required`` with hosts separated by ``;`` or
-spaces, ``registered_on`` as YYYY-MM-DD (default today) and ``required`` 1/0 (default 1).
+spaces, ``registered_on`` as YYYY-MM-DD (default: today's local, UTC+7, date) and
+``required`` 1/0 (default 1).
 Import is idempotent (upsert by id; the host list is replaced); bad rows are reported
 with their line number and good rows are kept.
 """
@@ -123,6 +124,12 @@ def province_codes() -> dict[str, str]:
     return codes
 
 
+def local_today() -> str:
+    """Today's local (UTC+7) date, whatever the server's time zone: the default
+    registration day."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=7)).date().isoformat()
+
+
 def _site_from_fields(
     id_: str, agency: str, kind: str, name: str, hosts: str, registered_on: str, required: str
 ) -> Site:
@@ -139,7 +146,7 @@ def _site_from_fields(
     for h in host_list:
         if not _HOST.match(h) and not h.startswith("["):
             raise RegistryError(f"hosts: {h!r} is not a hostname")
-    registered_on = registered_on.strip() or dt.date.today().isoformat()
+    registered_on = registered_on.strip() or local_today()
     try:
         dt.date.fromisoformat(registered_on)
     except ValueError:

@@ -95,11 +95,19 @@ def _prev_months(month: str, n: int) -> list[str]:
     return out[::-1]
 
 
-async def _compute(request: Request, month: str) -> Result:
-    """States for a month, cached in the process: a closed month for ten minutes, the
-    current one for a minute (the in-server rollup runs every minute)."""
+def _now_ms(request: Request) -> int:
+    """The pages' "now" (epoch ms): the wall clock, or the app state's ``clock`` when one
+    is set (a callable returning epoch ms: tests pin it to a fixed instant). One value per
+    request, so the month shown and the states computed agree across local midnight."""
+    clock = getattr(request.app.state.giamsat, "clock", None)
+    return int(clock()) if clock is not None else int(time.time() * 1000)
+
+
+async def _compute(request: Request, month: str, now_ms: int) -> Result:
+    """States for a month as of ``now_ms``, cached in the process: a closed month for ten
+    minutes, the current one for a minute (the in-server rollup runs every minute)."""
     state = request.app.state.giamsat
-    today = local_day(int(time.time() * 1000))
+    today = local_day(now_ms)
     cache: dict[str, tuple[float, Result]] = getattr(state, "_compliance_cache", None) or {}
     state._compliance_cache = cache
     hit = cache.get(month)
@@ -107,7 +115,7 @@ async def _compute(request: Request, month: str) -> Result:
     if hit and time.monotonic() - hit[0] < ttl:
         return hit[1]
     start, end = month_period(month)
-    result = await compute(state.db, state.config, start, end)
+    result = await compute(state.db, state.config, start, end, now_ms)
     cache[month] = (time.monotonic(), result)
     return result
 
@@ -170,13 +178,14 @@ async def compliance_page(ctx: Ctx) -> Response:
     q = request.query_params
     lang = ctx.lang
     t = _t(lang)
-    today = local_day(int(time.time() * 1000))
+    now = _now_ms(request)
+    today = local_day(now)
     month = _month(q.get("month"), today)
     state_f = q.get("state", "")
     states = (state_f,) if state_f in STATES else STATES
     kind_f = q.get("kind", "")
     kinds = KINDS.get(kind_f, ())
-    result = await _compute(request, month)
+    result = await _compute(request, month, now)
     table = violators_table(result, lang, states, kinds)
     if q.get("format") in ("csv", "json"):
         return download(table, q["format"], f"giamsat-{month}")
@@ -191,7 +200,7 @@ async def compliance_page(ctx: Ctx) -> Response:
     state = request.app.state.giamsat
     months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
     history = [{"month": m, "total": sum(c.values()), **c}
-               for m, c in (await monthly_counts(state.db, state.config, months,
+               for m, c in (await monthly_counts(state.db, state.config, months, now,
                                                     known={month: result})).items()]
     counts = result.counts()
     return render(
@@ -204,8 +213,9 @@ async def compliance_page(ctx: Ctx) -> Response:
 
 async def latest(request: Request) -> Response:
     fmt = request.path_params["fmt"]
-    today = local_day(int(time.time() * 1000))
-    result = await _compute(request, today[:7])
+    now = _now_ms(request)
+    today = local_day(now)
+    result = await _compute(request, today[:7], now)
     resp = download(snapshot_table(result), fmt, f"giamsat-compliance-{today[:7]}")
     resp.headers["cache-control"] = "public, max-age=300"
     resp.headers["access-control-allow-origin"] = "*"
@@ -222,9 +232,10 @@ async def site_page(ctx: Ctx) -> Response:
     lang = ctx.lang
     t = _t(lang)
     raw = request.path_params["site_id"]
-    today = local_day(int(time.time() * 1000))
+    now = _now_ms(request)
+    today = local_day(now)
     month = _month(q.get("month"), today)
-    result = await _compute(request, month)
+    result = await _compute(request, month, now)
     site = next((s for s in result.sites if raw.isdigit() and s.site_id == int(raw)), None)
     if site is None:
         raise Denied(404)

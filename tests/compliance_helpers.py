@@ -7,6 +7,9 @@ import datetime as dt
 from collector.registry import make_site, save_site
 from collector.store import Database
 
+# a fixed registration day before every period tests look at (the default is today)
+REGISTERED_ON = "2024-01-01"
+
 
 async def ensure_rollups(db: Database) -> None:
     """The rollup tables come with migration 0002 (metrics); check they are there."""
@@ -14,7 +17,7 @@ async def ensure_rollups(db: Database) -> None:
 
 
 async def register(db: Database, site_id: int, kind: str = "portal", agency: str = "H26",
-                   required: bool = True, registered_on: str = "2024-01-01") -> None:
+                   required: bool = True, registered_on: str = REGISTERED_ON) -> None:
     await save_site(db, make_site(site_id, agency, kind, f"Site {site_id}",
                                   [f"s{site_id}.example.gov.vn"], registered_on, required))
 

@@ -26,6 +26,7 @@ from collector.app import create_app
 from collector.config import Config
 from collector.registry import load_agencies, make_site, save_site
 from collector.store import Database, open_database
+from tests.compliance_helpers import REGISTERED_ON
 
 UA_CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -114,10 +115,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = await open_database(database_url)
     await database.migrate()
     await load_agencies(database)
+    # registered on a fixed day (REGISTERED_ON) before every period the tests look at
     await save_site(database, make_site(47, "H26", "portal", "Cổng TTĐT Hà Nội",
-                                        ["hanoi.gov.vn", "www.hanoi.gov.vn"]))
+                                        ["hanoi.gov.vn", "www.hanoi.gov.vn"], REGISTERED_ON))
     await save_site(database, make_site(48, "H26", "dvc", "DVC Hà Nội",
-                                        ["dichvucong.hanoi.gov.vn"]))
+                                        ["dichvucong.hanoi.gov.vn"], REGISTERED_ON))
     yield database
     await database.close()
 

@@ -1,7 +1,8 @@
 """Known fixture data for report tests, sent through the real edges (/tracking and
 /TrackingMCDT), stored by the real writer, then rolled up by the real rollup.
 
-Everything happens "now", so it falls on today (local time). Expected figures:
+Everything happens "now", so it falls on today (local time; `populate` checks that it all
+fell on one local day, not across midnight). Expected figures:
 
 site 47 (H26 portal, hanoi.gov.vn):
   A (203.0.113.7): /tin-tuc then /gioi-thieu         → 1 visit, 2 page views
@@ -98,4 +99,7 @@ async def populate(app: Any, db: Database, evil: dict[str, str] | None = None) -
             r = await c.post("/TrackingMCDT", json=ev,
                              headers={"authorization": f"Bearer {token}"})
             assert r.status_code in (200, 201, 204), r.text
+    days = await db.fetch_all("SELECT DISTINCT day FROM hits UNION SELECT DISTINCT day "
+                              "FROM dossiers")
+    assert len(days) == 1, f"the fixture traffic straddled local midnight: {days}; run again"
     await rollup(db)

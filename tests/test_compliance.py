@@ -93,7 +93,95 @@ async def test_trailing_gap_and_hits_only_before_the_period(facts: Database) -> 
     await add_days(facts, 2, days("2026-01-01", "2026-02-15"))   # silent all March
     st = await states(facts)
     assert (st[1].state, st[1].gap_days) == ("interrupted", 3)
-    assert (st[2].state, st[2].gap_days, st[2].last_hit_day) == ("interrupted", 31, "2026-02-15")
+    # silent since 16 February: 13 days of February + 31 of March, counted in full
+    assert (st[2].state, st[2].gap_days, st[2].last_hit_day) == ("interrupted", 44, "2026-02-15")
+    f = st[2].findings[0]
+    assert (f.evidence["gap_from"], f.evidence["gap_to"]) == ("2026-02-16", "2026-03-31")
+    assert st[2].counts["days_without_hits"] == 31  # the period's own days
+
+
+# (last hit before March, first hit in March) → (state, gap, gap_from, March days without)
+STRADDLE = [
+    (("2026-02-27", "2026-03-02"), ("compliant", 2, "", 1)),             # 28, 1: below
+    (("2026-02-27", "2026-03-03"), ("interrupted", 3, "2026-02-28", 2)),  # 28, 1, 2: exactly
+    (("2026-02-28", "2026-03-04"), ("interrupted", 3, "2026-03-01", 3)),  # inside March
+    (("2026-02-25", "2026-03-01"), ("compliant", 0, "", 0)),  # 26-28 ended before March
+]
+
+
+@pytest.mark.parametrize(("hits", "expected"), STRADDLE)
+async def test_gap_straddling_the_month_start(facts: Database, hits: tuple[str, str],
+                                              expected: tuple[str, int, str, int]) -> None:
+    last_before, first_in = hits
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-01-01", last_before) + days(first_in, "2026-03-31"))
+    s = (await states(facts))[1]
+    state, gap, gap_from, missing = expected
+    assert (s.state, s.gap_days, s.counts["days_without_hits"]) == (state, gap, missing)
+    assert s.last_hit_day == "2026-03-31"
+    if state == "interrupted":
+        assert s.findings[0].evidence["gap_from"] == gap_from
+        assert f"gián đoạn {gap} ngày" in s.findings[0].message_vi
+
+
+async def test_the_february_side_of_a_straddling_gap(facts: Database) -> None:
+    await register(facts, 1)
+    await register(facts, 2)
+    await add_days(facts, 1, days("2026-01-01", "2026-02-27") + days("2026-03-03", "2026-03-31"))
+    await add_days(facts, 2, days("2026-01-01", "2026-02-25") + days("2026-03-01", "2026-03-31"))
+    st = await states(facts, period=month_period("2026-02"))
+    assert (st[1].state, st[1].gap_days) == ("compliant", 1)      # only the 28th is February's
+    assert (st[2].state, st[2].gap_days) == ("interrupted", 3)    # 26, 27, 28
+
+
+def local_ms(day: str, hh: int, mm: int = 0) -> int:
+    d = dt.date.fromisoformat(day)
+    return int(dt.datetime(d.year, d.month, d.day, hh, mm,
+                           tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp() * 1000)
+
+
+async def test_first_day_of_the_month(facts: Database) -> None:
+    """On the 1st no day of the period is over: only runs that began before count."""
+    last = {1: "2025-12-31", 2: "2026-02-28", 3: "2026-02-27", 4: "2026-02-26",
+            5: "2026-02-25", 6: "2026-01-15"}
+    for sid, day in last.items():
+        await register(facts, sid)
+        await add_days(facts, sid, days("2025-12-01", day))
+    await add_days(facts, 6, ["2026-03-01"])  # back this morning after six weeks
+    await register(facts, 7)                  # never heard of
+    expected = {1: ("interrupted", 59), 2: ("compliant", 0), 3: ("compliant", 1),
+                4: ("compliant", 2), 5: ("interrupted", 3), 6: ("compliant", 0),
+                7: ("not_connected", 0)}
+    for as_of in (local_ms("2026-03-01", 0, 30), local_ms("2026-03-01", 23, 59)):
+        st = await states(facts, as_of=as_of)
+        assert {sid: (s.state, s.gap_days) for sid, s in st.items()} == expected
+        assert st[1].findings[0].evidence == {"gap": 59, "gap_from": "2026-01-01",
+                                              "gap_to": "2026-02-28"}
+        assert st[1].counts["days_without_hits"] == 0
+        assert st[6].hit_days == 1
+    # one day later the 1st is over
+    st = await states(facts, as_of=local_ms("2026-03-02", 0, 30))
+    assert {sid: (s.state, s.gap_days) for sid, s in st.items()} == {
+        1: ("interrupted", 60), 2: ("compliant", 1), 3: ("compliant", 2),
+        4: ("interrupted", 3), 5: ("interrupted", 4), 6: ("compliant", 0),
+        7: ("not_connected", 0)}
+
+
+async def test_silent_for_eleven_months(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2025-12-01", "2025-12-31"))
+    st = await states(facts, period=month_period("2026-12"), as_of=local_ms("2026-12-01", 9))
+    s = st[1]
+    assert (s.state, s.gap_days, s.last_hit_day) == ("interrupted", 334, "2025-12-31")
+    assert s.findings[0].message_vi == ("gián đoạn 334 ngày liên tiếp không có dữ liệu "
+                                        "(từ 2026-01-01 đến 2026-11-30)")
+
+
+async def test_a_period_not_yet_begun_has_no_gap(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-02-01", "2026-03-10"))
+    st = await states(facts, period=month_period("2026-04"), as_of=local_ms("2026-03-20", 9))
+    assert (st[1].state, st[1].gap_days, st[1].last_hit_day) == ("compliant", 0, "2026-03-10")
 
 
 async def test_connected_mid_period_is_not_a_gap(facts: Database) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from collector.compliance import compute, month_period
@@ -41,9 +39,11 @@ async def test_hits_feed_and_copied_code_become_states(client: httpx.AsyncClient
                                              "TYPE": "1", "LOCATION": "H26"}})
         assert r.status_code == 200, r.text
     await rollup(db)
-    today = local_day(int(time.time() * 1000))
+    # the collector stamps hits with the clock: the states are those of that instant's month
+    now = (await db.fetch_one("SELECT max(ts) AS ts FROM hits"))["ts"]
+    today = local_day(now)
     result = await compute(db, client.app.state.giamsat.config,  # type: ignore[attr-defined]
-                           *month_period(today[:7]))
+                           *month_period(today[:7]), now)
     sites = {s.site_id: s for s in result.sites}
     assert sites[47].state == "incomplete"
     assert [f.code for f in sites[47].findings] == ["foreign_hosts"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,19 +17,26 @@ from collector.registry import make_site, save_site
 from collector.store import Database
 from collector.tracking import local_day
 from reports.auth import add_token, add_user
-from tests.compliance_helpers import add_days, add_dvc, days
+from tests.compliance_helpers import REGISTERED_ON, add_days, add_dvc, days
 
 EVIL_NAME = '=HYPERLINK("http://evil.example","x")<script>alert(1)</script>'
 EVIL_ID = '"><img src=x onerror=alert(1)>'
 
 
+# the pages' "now": 09:00 local on the 1st of a month, the day no day of the month is over
+NOW = int(dt.datetime(2026, 12, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
+          * 1000)
+
+
 @pytest.fixture
 async def web(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClient]:
-    today = local_day(int(time.time() * 1000))
+    today = local_day(NOW)
+    assert today == "2026-12-01"
     first = today[:8] + "01"
-    await save_site(db, make_site(60, "BCA", "portal", EVIL_NAME, ["bocongan.gov.vn"]))
+    await save_site(db, make_site(60, "BCA", "portal", EVIL_NAME, ["bocongan.gov.vn"],
+                                  REGISTERED_ON))
     await save_site(db, make_site(61, "BCA", "dvc", "DVC Bộ Công an",
-                                  ["dichvucong.bocongan.gov.vn"]))
+                                  ["dichvucong.bocongan.gov.vn"], REGISTERED_ON))
     for sid in (47, 60, 61):
         await add_days(db, sid, days("2025-12-01", today))
     await add_days(db, 48, days("2025-12-01", "2025-12-31"))  # stopped: interrupted now
@@ -39,11 +46,12 @@ async def web(db: Database, config: Config) -> AsyncIterator[httpx.AsyncClient]:
         "site_id_found, site_id_state, tracker_url, pages, pages_ok, pages_snippet, findings) "
         "VALUES (60, :ts, 'https://bocongan.gov.vn/', 10, 'ok', 'present', :found, 'wrong', "
         ":tracker, 1, 1, 1, :f)",
-        {"ts": int(time.time() * 1000) - 1000, "found": EVIL_ID,
+        {"ts": NOW - 1000, "found": EVIL_ID,
          "tracker": "javascript:alert('x')</td>",
          "f": json.dumps(["site_id_wrong", "tracker_not_ours"])})
     app = create_app(config)  # the reports routes, /compliance included
     async with app.router.lifespan_context(app):
+        app.state.giamsat.clock = lambda: NOW
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             c.first = first  # type: ignore[attr-defined]
@@ -97,7 +105,15 @@ async def test_site_page_says_what_to_fix(web: httpx.AsyncClient) -> None:
     assert "setSiteId sai" in r.text and "trackerUrl trỏ sai máy chủ" in r.text
     assert EVIL_ID not in r.text and "</td>'" not in r.text
     r = await web.get("/compliance/sites/48?lang=en")
-    assert "consecutive days" in r.text and "Interrupted" in r.text
+    # silent since 31 December 2025: every day over since then, the 1st not yet
+    assert "no hits for 334 consecutive days (2026-01-01 to 2026-11-30)" in r.text
+    assert "Interrupted" in r.text
+    r = await web.get("/compliance/sites/48?month=2026-11&format=json")
+    assert (r.json()["state"], r.json()["gap_days"]) == ("interrupted", 334)
+    assert r.json()["counts"]["days_without_hits"] == 30
+    r = await web.get("/compliance/sites/48?month=2025-12&format=json")  # hits every day
+    assert (r.json()["state"], r.json()["gap_days"]) == ("incomplete", 0)
+    assert [f["code"] for f in r.json()["findings"]] == ["dvc_no_trackdvc"]
     r = await web.get("/compliance/sites/60?format=json")
     assert r.json()["state"] == "incomplete" and "<" not in r.text
     assert (await web.get("/compliance/sites/999")).status_code == 404

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from collector.embed import snippet_html
@@ -18,6 +20,7 @@ from collector.registry import (
     save_site,
 )
 from collector.store import Database
+from collector.tracking import local_day
 
 
 @pytest.mark.parametrize("raw, host", [
@@ -77,6 +80,13 @@ def test_make_site_normalises() -> None:
                   False)
     assert (s.agency_code, s.kind, s.name, s.hosts, s.required) == (
         "BYT", "onestop", "Một cửa", ("a.vn", "b.vn"), False)
+
+
+def test_registration_day_defaults_to_the_local_date() -> None:
+    """Today in Vietnam (UTC+7), whatever the server's time zone."""
+    before = int(time.time() * 1000)
+    day = make_site(5, "H26", "portal", "A", "a.vn").registered_on
+    assert day in {local_day(before), local_day(int(time.time() * 1000))}
 
 
 async def test_save_site_unknown_agency(db: Database) -> None:

@@ -34,7 +34,11 @@ async def test_site_dashboard_shows_fixture_figures(report_client) -> None:
 async def test_dvc_site_funnel_and_dossier_kpis(report_client) -> None:
     c = report_client
     await login(c, "bo", "ministry-password")
-    page = (await c.get("/sites/48?period=today")).text
+    # the fixture's day (the collector stamps hits with the clock), not "today": the page
+    # may be read after local midnight
+    day = (await c.app.state.giamsat.db.fetch_one(  # type: ignore[attr-defined]
+        "SELECT max(day) AS d FROM hits"))["d"]
+    page = (await c.get(f"/sites/48?period=custom&from={day}&to={day}")).text
     assert kpi(page, "visits") == "2"
     assert table_rows(page, "dvc") == [["1.001234", "4", "1", "25,0\u00a0%", "2", "50,0\u00a0%"],
                                        ["2.000111", "1", "0", "0,0\u00a0%", "0", "–"]]

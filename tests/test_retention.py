@@ -49,3 +49,43 @@ async def test_deletes_only_rolled_up_old_rows(db: Database) -> None:
     assert (await retention(db, 5, now_ms=NOW)).hits_deleted == 1
     day2 = await db.fetch_one("SELECT visits FROM rollup_site_day WHERE day = '2026-03-02'")
     assert day2 == {"visits": 2}
+
+
+async def test_ids_are_not_reused_after_retention_empties_the_table(db: Database) -> None:
+    """Once every raw hit is gone, a new hit still gets an id above the rollup watermark."""
+    await db.write_batch([hit(47, "2026-03-01 10:00", 1), hit(47, "2026-03-02 10:00", 2)], [])
+    await rollup(db)
+    assert (await retention(db, 5, now_ms=NOW)).hits_deleted == 2
+    assert await db.fetch_all("SELECT id FROM hits") == []
+    await db.write_batch([hit(47, "2026-03-09 10:00", 3)], [])
+    await rollup(db)
+    day = await db.fetch_one("SELECT visits FROM rollup_site_day WHERE day = '2026-03-09'")
+    assert day == {"visits": 1}
+
+
+async def test_ids_are_not_reused_after_retention_deletes_the_newest_rows(db: Database) -> None:
+    """A late hit dated long ago holds the highest id; retention deletes it first."""
+    await db.write_batch([hit(47, "2026-03-08 10:00", 1), hit(47, "2026-03-01 10:00", 2)], [])
+    await rollup(db)
+    assert (await retention(db, 5, now_ms=NOW)).hits_deleted == 1
+    await db.write_batch([hit(47, "2026-03-09 10:00", 3)], [])
+    await rollup(db)
+    days = await db.fetch_all("SELECT day, visits FROM rollup_site_day ORDER BY day")
+    assert days == [{"day": "2026-03-01", "visits": 1}, {"day": "2026-03-08", "visits": 1},
+                    {"day": "2026-03-09", "visits": 1}]
+
+
+async def test_dossier_ids_are_not_reused_either(db: Database) -> None:
+    async def event(dossier: str, day: str) -> None:
+        await db.execute(
+            "INSERT INTO dossiers (site_id, ts, day, dossier, profile, service, status, "
+            "reception, payment, level, from_dvcqg, dvcbc) VALUES (48, :ts, :day, :d, 'p', "
+            "'S', 1, 1, 0, 4, 0, 0)", {"ts": ts_of(f"{day} 09:00"), "day": day, "d": dossier})
+
+    await event("a", "2026-03-01")
+    await rollup(db)
+    assert (await retention(db, 5, now_ms=NOW)).dossiers_deleted == 1
+    await event("b", "2026-03-09")
+    await rollup(db)
+    rows = await db.fetch_all("SELECT day, received FROM rollup_dossiers ORDER BY day")
+    assert rows == [{"day": "2026-03-01", "received": 1}, {"day": "2026-03-09", "received": 1}]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -89,17 +88,20 @@ async def scan_and_state(db: Database, sid: int, url: str, with_hits: bool,
                          opts: ScanOptions = OPTS) -> tuple[dict, list[dict], str, list[str]]:
     await ensure_rollups(db)
     await register(db, sid)
-    today = local_day(int(time.time() * 1000))
-    month_start = today[:8] + "01"
-    if with_hits:
-        prev = (dt.date.fromisoformat(month_start) - dt.timedelta(days=5)).isoformat()
-        await add_days(db, sid, days(prev, today))
     config = Config(public_url=EMC)
     await run_scans(db, config, [(sid, url)], opts)
     scan = await db.fetch_one("SELECT * FROM scans WHERE site_id = :s", {"s": sid})
     pages = await db.fetch_all("SELECT * FROM scan_pages WHERE site_id = :s ORDER BY n",
                                {"s": sid})
-    result = await compute(db, config, month_start, today)
+    # the scanner stamps the scan with the clock: the period and the hits are built around
+    # that instant, and the states computed as of it
+    now = scan["ts"]
+    today = local_day(now)
+    month_start = today[:8] + "01"
+    if with_hits:
+        prev = (dt.date.fromisoformat(month_start) - dt.timedelta(days=5)).isoformat()
+        await add_days(db, sid, days(prev, today))
+    result = await compute(db, config, month_start, today, now)
     [site] = [s for s in result.sites if s.site_id == sid]
     return scan, pages, site.state, [f.message_vi for f in site.findings]
 
@@ -265,11 +267,12 @@ def test_cli_compliance_and_reconcile(database_url: str, db: Database, tmp_path:
     captured = capsys.readouterr()
     assert "1 row(s) saved, 1 row(s) refused" in captured.out
     assert "totals.csv:3: period: expected YYYY-MM" in captured.err
-    assert cli_main(["--database-url", database_url, "compliance", "--month", "2026-03"]) == 0
-    assert capsys.readouterr().out == ""  # the conftest sites were registered today
-    assert cli_main(["--database-url", database_url, "compliance"]) == 0
-    out = capsys.readouterr().out
-    assert "47\tH26\tnot_connected\tCổng TTĐT Hà Nội\tchưa nhận được dữ liệu" in out
+    assert cli_main(["--database-url", database_url, "compliance", "--month", "2023-12"]) == 0
+    assert capsys.readouterr().out == ""  # the conftest sites were registered in 2024
+    for month in (["--month", "2026-03"], []):  # a fixed month, the current one
+        assert cli_main(["--database-url", database_url, "compliance", *month]) == 0
+        out = capsys.readouterr().out
+        assert "47\tH26\tnot_connected\tCổng TTĐT Hà Nội\tchưa nhận được dữ liệu" in out
     assert cli_main(["--database-url", database_url, "compliance", "--month", "03/2026"]) == 2
 
 

@@ -103,11 +103,20 @@ def pg(db: Database) -> PostgresDatabase:
 
 
 async def test_partitions_ahead_default_and_retention(pg: PostgresDatabase) -> None:
+    # start from no month partition at all (migrate made the clock's month and two more),
+    # so what exists below is what this test made, whatever the date it runs on
+    await pg.drop_partitions_before(2**62)
+    assert await pg.partitions() == []
     nov = month_start(2026, 11)
+    # the month of `now` (local time) and `ahead` more, across a year end; made once
+    assert await pg.ensure_partitions(now_ms=nov + 5, ahead=2) == [
+        "hits_202611", "hits_202612", "hits_202701"]
+    assert await pg.ensure_partitions(now_ms=nov + 5, ahead=2) == []
     # a hit far outside the created months goes to DEFAULT, never refused
     old = month_start(2020, 1) + 5
     await pg.write_batch([hit(ts=old), hit(ts=nov + 1)], [])
     assert await pg.fetch_one("SELECT count(*) AS n FROM hits_default") == {"n": 1}
+    assert await pg.fetch_one("SELECT count(*) AS n FROM hits_202611") == {"n": 1}
     # creating that month's partition moves the row out of DEFAULT
     created = await pg.ensure_partitions(now_ms=old, ahead=1)
     assert created == ["hits_202001", "hits_202002"]
@@ -120,6 +129,8 @@ async def test_partitions_ahead_default_and_retention(pg: PostgresDatabase) -> N
     assert await pg.drop_partitions_before(cut, max_id=0) == [("hits_202002", 0)]
     assert await pg.drop_partitions_before(cut) == [("hits_202001", 1)]
     assert await pg.fetch_one("SELECT count(*) AS n FROM hits") == {"n": 1}
+    assert [name for name, _lo, _hi in await pg.partitions()] == [
+        "hits_202611", "hits_202612", "hits_202701"]
 
 
 async def test_concurrent_migrations_apply_once(database_url: str) -> None:
