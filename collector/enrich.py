@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import maxminddb
 from ua_parser import parse as parse_ua
 
-from collector.privacy import clean_url, dvc_reference, redact_text
+from collector.privacy import clean_url, dvc_reference, redact_all
 from collector.registry import fold_name, province_codes
 from collector.store import Database
 from collector.tracking import MAX_URL, Hit, InvalidHit
@@ -135,7 +135,18 @@ class Salts:
 
 
 def visitor_id(salt: bytes, site_id: int, ip: str, ua: str) -> int:
-    h = hashlib.blake2b(f"{site_id}|{ip}|{ua}".encode(), key=salt[:64], digest_size=8)
+    return _visitor(_keyed(salt), site_id, ip, ua)
+
+
+@lru_cache(maxsize=4)
+def _keyed(salt: bytes) -> Any:
+    """blake2b keyed with the salt: copying it is cheaper than keying a new one per hit."""
+    return hashlib.blake2b(key=salt[:64], digest_size=8)
+
+
+def _visitor(keyed: Any, site_id: int, ip: str, ua: str) -> int:
+    h = keyed.copy()
+    h.update(f"{site_id}|{ip}|{ua}".encode())
     return int.from_bytes(h.digest(), "big", signed=True)
 
 
@@ -179,14 +190,15 @@ class Enricher:
         if agent.bot or hit.webdriver:
             raise InvalidHit("bot", 403, hit.site_id)
         country, province = self.geo.lookup(ip)
+        pv_id, path, title, source, medium, campaign, e_c, e_a, e_n = redact_all((
+            hit.pv_id, hit.path, hit.title, hit.utm_source, hit.utm_medium, hit.utm_campaign,
+            hit.e_c, hit.e_a, hit.e_n))
         return (
-            hit.site_id, hit.ts, hit.day, hit.kind, visitor_id(salt, hit.site_id, ip, hit.ua),
-            redact_text(hit.pv_id), hit.host, redact_text(hit.path), clean_url(hit.url)[:MAX_URL],
-            redact_text(hit.title), clean_url(hit.referrer) if hit.referrer else "", hit.ref_host,
-            redact_text(hit.utm_source), redact_text(hit.utm_medium),
-            redact_text(hit.utm_campaign), agent.browser, agent.os, agent.device, country,
-            province, hit.screen, hit.lang, redact_text(hit.e_c), redact_text(hit.e_a),
-            redact_text(hit.e_n), hit.e_v, clean_url(hit.target) if hit.target else "",
-            hit.dvc_service, hit.dvc_state,
+            hit.site_id, hit.ts, hit.day, hit.kind, _visitor(_keyed(salt), hit.site_id, ip, hit.ua),
+            pv_id, hit.host, path, clean_url(hit.url)[:MAX_URL], title,
+            clean_url(hit.referrer) if hit.referrer else "", hit.ref_host,
+            source, medium, campaign, agent.browser, agent.os, agent.device, country,
+            province, hit.screen, hit.lang, e_c, e_a, e_n, hit.e_v,
+            clean_url(hit.target) if hit.target else "", hit.dvc_service, hit.dvc_state,
             dvc_reference(self.secret, hit.dvc_extra) if hit.dvc_extra else "",
         )

@@ -102,10 +102,11 @@ class Ingest:
                 rows = [await self._row(params, headers, ip, now_ms)]
             else:
                 body = await self._body(receive, headers.get(b"content-length"))
-                if body.lstrip()[:1] == b"{":
+                if body[:1] == b"{" or body.lstrip()[:1] == b"{":
                     return await self._bulk(send, body, headers, ip, now_ms)
-                params = parse_query(query) if query else {}
-                params.update(parse_query(body))
+                params = parse_query(body)
+                if query:  # parameters in both: the body's win
+                    params = {**parse_query(query), **params}
                 rows = [await self._row(params, headers, ip, now_ms)]
             await self.writer.submit(rows)
         except InvalidHit as e:

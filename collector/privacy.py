@@ -4,6 +4,7 @@ Used by ingest (URLs, referrers, titles, the ``trackDVC`` extra) and by the doss
 What counts as personal data here:
 
 - ID numbers: a run of exactly 9 digits (old CMND) or 12 digits (CCCD / personal ID);
+  digits are ASCII ``0-9`` here, as in the snippet's JavaScript;
 - phone numbers: Vietnamese mobiles and landlines, ``0xxxxxxxxx`` / ``+84…`` / ``84…``;
 - e-mail addresses;
 - query parameters whose *name* says they carry a person (``hoten``, ``cccd``, ``email``,
@@ -26,10 +27,22 @@ from functools import lru_cache
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\d])(?:\+?84|0)(?:[\s.-]?\d){9,10}(?![\d])")
-_ID = re.compile(r"(?<![\d])(?:\d{12}|\d{9})(?![\d])")
-# cheap pre-check: every match above holds an "@" or 9 digits with at most single separators
-_MAYBE = re.compile(r"@|\d(?:[\s.-]?\d){8}")
+_PHONE = re.compile(r"(?<![0-9])(?:\+?84|0)(?:[\s.-]?[0-9]){9,10}(?![0-9])")
+_ID = re.compile(r"(?<![0-9])(?:[0-9]{12}|[0-9]{9})(?![0-9])")
+_DIGITS = b"0123456789"
+
+
+def _maybe(text: str) -> bool:
+    """A cheap necessary condition for a match above: an ``@``, or at least 9 digits.
+
+    Counted on the UTF-8 bytes with ``bytes.translate`` (C, no regex): a regex search from
+    every position of a title costs ~20 µs; this, under 1 µs. UTF-8 never encodes a
+    non-ASCII character with a byte in ``0-9``."""
+    if "@" in text:
+        return True
+    raw = text.encode("utf-8", "surrogatepass")
+    return len(raw) - len(raw.translate(None, _DIGITS)) >= 9
+
 
 PERSONAL_PARAMS = frozenset(
     """
@@ -43,29 +56,51 @@ PERSONAL_PARAMS = frozenset(
 )
 
 
-# A URL with nothing to clean: http(s), no user info, no fragment, no escapes or ``+`` in the
-# query (names and values are what they look like), no empty query parameters; with no
-# match of ``_MAYBE`` and no personal parameter name either, ``clean_url`` returns it as is
-# (a test holds this fast path to the full one).
-_PLAIN_URL = re.compile(
-    r"https?://[A-Za-z0-9.:-]+(?:/[^?#@\s]*)?(?:\?(?:[^&#%+@\s]+&)*[^&#%+@\s]+)?"
-)
 _PERSONAL_KEY = re.compile(
-    "[?&](?:" + "|".join(re.escape(p) for p in sorted(PERSONAL_PARAMS)) + ")(?:[=&]|$)", re.I
+    "&(?:" + "|".join(re.escape(p) for p in sorted(PERSONAL_PARAMS)) + ")(?:[=&]|$)", re.I
 )
+
+
+def _nothing_to_clean(url: str) -> bool:
+    """True when :func:`_clean_url` would return ``url`` unchanged (a test holds it to that):
+    printable ASCII ``http(s)://`` without spaces, user info, brackets or fragment, nothing
+    that may be personal data, and a query (if any) of non-empty, unescaped parameters none
+    of which has a personal name. String methods only: this is the path of nearly every
+    hit, and a regex over the whole URL costs several times more."""
+    if not (url.startswith("https://") or url.startswith("http://")) or not url.isascii() \
+            or not url.isprintable() or " " in url or "#" in url or "@" in url or "[" in url:
+        return False
+    if _maybe(url):
+        return False
+    _, mark, query = url.partition("?")
+    if not mark:
+        return True
+    if not query or "%" in query or "+" in query or "&&" in query or query[0] == "&" \
+            or query[-1] == "&":
+        return False
+    return not _PERSONAL_KEY.search("&" + query)
 
 
 def redact_text(text: str) -> str:
     """Replace e-mails, phone numbers and ID numbers in free text by markers."""
-    if not text or not _MAYBE.search(text):
+    if not text or not _maybe(text):
         return text
     text = _EMAIL.sub("[email]", text)
     text = _PHONE.sub("[phone]", text)
     return _ID.sub("[id]", text)
 
 
+def redact_all(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`redact_text` of each text; one regex search over them all when (as nearly
+    always) none holds anything to redact. NUL never occurs in hit text (refused at the
+    edge), so it separates the texts without joining digits across them."""
+    if not _maybe("\x00".join(texts)):
+        return texts
+    return tuple(redact_text(t) for t in texts)
+
+
 def has_personal_data(text: str) -> bool:
-    return bool(_MAYBE.search(text)) and bool(
+    return _maybe(text) and bool(
         _EMAIL.search(text) or _PHONE.search(text) or _ID.search(text)
     )
 
@@ -84,10 +119,7 @@ def clean_url(url: str) -> str:
     Query parameters are kept as sent (not re-encoded); a parameter is dropped whole when
     its name is a personal one or its decoded name or value holds personal data.
     """
-    if (url.isascii() and _PLAIN_URL.fullmatch(url) and not _MAYBE.search(url)
-            and not _PERSONAL_KEY.search(url)):
-        return url
-    return _clean_url(url)
+    return url if _nothing_to_clean(url) else _clean_url(url)
 
 
 def _clean_url(url: str) -> str:

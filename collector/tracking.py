@@ -130,7 +130,9 @@ def _unquote(s: str, errors: str = "strict") -> str:
     if "%" not in s:
         return s
     try:
-        raw = codecs.escape_decode(s.replace("\\", "\\\\").replace("%", "\\x"))[0]
+        if "\\" in s:
+            s = s.replace("\\", "\\\\")
+        raw = codecs.escape_decode(s.replace("%", "\\x"))[0]
     except ValueError:
         raw = unquote_to_bytes(s)
     return raw.decode("utf-8", errors)
@@ -202,6 +204,17 @@ def split_url(url: str) -> tuple[str, str, str, str]:
     return parts.scheme, normalize_host(parts.hostname or ""), parts.path, parts.query
 
 
+@lru_cache(maxsize=4096)  # referrers repeat: search engines, social networks, portals
+def _referrer(raw: str) -> tuple[str, str]:
+    """``(referrer, its host)``; an unreadable or non-web referrer is none."""
+    ref = raw.strip()[:MAX_URL]
+    try:
+        scheme, host, _, _ = split_url(ref)
+    except ValueError:
+        return "", ""
+    return (ref, host) if scheme in ("http", "https", "android-app") and host else ("", "")
+
+
 def _site_id(params: Mapping[str, str]) -> int:
     raw = params.get("idsite", "").strip()
     if not raw:
@@ -270,16 +283,8 @@ def parse_hit(
         raise InvalidHit("host not registered to this site", 403, site_id, host[:253])
 
     get = params.get
-    referrer = ref_host = ""
     ref = get("urlref", "")
-    if ref:
-        ref = ref.strip()[:MAX_URL]
-        try:
-            ref_scheme, host_of_ref, _, _ = split_url(ref)
-            if ref_scheme in ("http", "https", "android-app") and host_of_ref:
-                referrer, ref_host = ref, host_of_ref
-        except ValueError:
-            pass  # an unreadable referrer is treated as none
+    referrer, ref_host = _referrer(ref) if ref else ("", "")
     source, medium, campaign = _utm(query) if "tm_" in query else ("", "", "")
     hit = Hit(
         site_id, now_ms, local_day(now_ms), "pageview", url, host, path or "/",
