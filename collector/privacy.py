@@ -29,19 +29,22 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![0-9])(?:\+?84|0)(?:[\s.-]?[0-9]){9,10}(?![0-9])")
 _ID = re.compile(r"(?<![0-9])(?:[0-9]{12}|[0-9]{9})(?![0-9])")
-_DIGITS = b"0123456789"
+# digits → "0", every other ASCII byte → "x"; separators that may stand between the digits
+# of a phone number (ASCII whitespace, ".", "-") and every non-ASCII byte (Unicode spaces
+# such as NBSP) are deleted
+_DIGIT_RUNS = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))
+_SEPARATORS = bytes(range(128, 256)) + b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f.-"
 
 
 def _maybe(text: str) -> bool:
-    """A cheap necessary condition for a match above: an ``@``, or at least 9 digits.
-
-    Counted on the UTF-8 bytes with ``bytes.translate`` (C, no regex): a regex search from
-    every position of a title costs ~20 µs; this, under 1 µs. UTF-8 never encodes a
+    """A cheap necessary condition for a match above: an ``@``, or 9 digits in a row once
+    separators are removed. Two ``bytes.translate``-class C calls, no regex: a regex search
+    from every position of a title costs ~20 µs, this under 1 µs. UTF-8 never encodes a
     non-ASCII character with a byte in ``0-9``."""
     if "@" in text:
         return True
-    raw = text.encode("utf-8", "surrogatepass")
-    return len(raw) - len(raw.translate(None, _DIGITS)) >= 9
+    raw = text.encode("utf-8", "surrogatepass").translate(_DIGIT_RUNS, _SEPARATORS)
+    return b"000000000" in raw
 
 
 PERSONAL_PARAMS = frozenset(

@@ -110,3 +110,13 @@ def test_clean_url_fast_path_agrees_with_the_full_one(url: str) -> None:
     from collector.privacy import _clean_url
 
     assert clean_url(url) == _clean_url(url)
+
+
+@given(st.lists(st.sampled_from(["0", "9", "84", "+", " ", "\u00a0", "\u2003", ".", "-", "@",
+                                 "a", "é", "\t", "\x1f", "/", "\x00"]), max_size=30).map("".join))
+def test_cheap_pre_check_never_misses_personal_data(text: str) -> None:
+    """``_maybe`` is a necessary condition: whenever a pattern matches, it says maybe."""
+    from collector.privacy import _EMAIL, _ID, _PHONE, _maybe
+
+    if _EMAIL.search(text) or _PHONE.search(text) or _ID.search(text):
+        assert _maybe(text)
