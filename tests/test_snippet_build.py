@@ -12,6 +12,7 @@ from pathlib import Path
 from re import _constants as sre_c  # Python ≥ 3.11
 from re import _parser as sre_parse
 
+import brotli
 import pytest
 
 from collector.privacy import PERSONAL_PARAMS
@@ -25,6 +26,20 @@ GZIP_BUDGET = 1536  # bytes, gzip -9 (issue 3)
 def test_loader_is_within_the_size_budget() -> None:
     size = len(gzip.compress(DIST.read_bytes(), 9, mtime=0))
     assert size <= GZIP_BUDGET, f"gov-tracking.min.js is {size} B gzip -9 (> {GZIP_BUDGET})"
+
+
+def test_readme_states_the_built_size() -> None:
+    """The README's "is N B raw, N B gzip -9, N B brotli" is what bench/snippet.py prints."""
+    body = DIST.read_bytes()
+    stated = re.search(r"is ([\d,]+) B raw, ([\d,]+) B gzip -9, ([\d,]+) B brotli",
+                       " ".join((ROOT / "README.md").read_text(encoding="utf-8").split()))
+    assert stated, "README: the loader's sizes sentence is gone"
+    raw, gz, br = (int(n.replace(",", "")) for n in stated.groups())
+    actual = (len(body), len(gzip.compress(body, 9, mtime=0)))
+    assert (raw, gz) == actual, (
+        f"README says {stated.group(0)!r}; the committed dist is {actual} B (raw, gzip -9)")
+    # brotli's exact output may move by a few bytes between releases of the encoder
+    assert abs(br - len(brotli.compress(body, quality=11))) <= br // 100, stated.group(0)
 
 
 def test_loader_is_es5_and_speaks_the_protocol() -> None:
