@@ -12,7 +12,10 @@
  * Queue: commands queued before the loader arrives run in order, except the configuration
  * commands (setTrackerUrl, setSiteId, disableTracking, optUserOut), which run first, so the
  * real-world order above (trackPageView before setSiteId) works. Afterwards `_govaq.push`
- * runs each command at once.
+ * runs each command at once (the array keeps what was queued; nothing reads it again).
+ *
+ * Browsers: any with URLSearchParams (not IE); they all have Element.closest,
+ * history.pushState and Array#forEach, so none of those is checked for.
  *
  * Sends nothing when: Do-Not-Track or Global Privacy Control is on, the visitor opted out
  * (`optUserOut`: a constant flag in localStorage, not an identifier), `disableTracking` was
