@@ -14,6 +14,15 @@ apt_install() {
 
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 command -v wrk >/dev/null 2>&1 || apt_install wrk
+# the snippet's build check (tests/test_snippet_build.py): Debian's node and npm, then the
+# terser pinned in snippet/package-lock.json (npm ci: exactly the locked versions)
+command -v node >/dev/null 2>&1 || apt_install nodejs
+command -v npm >/dev/null 2>&1 || apt_install npm
+snippet_dir="$(cd "$(dirname "$0")/../snippet" && pwd)"
+if [ ! -x "$snippet_dir/node_modules/.bin/terser" ] ||
+   [ "$snippet_dir/package-lock.json" -nt "$snippet_dir/node_modules/.package-lock.json" ]; then
+  (cd "$snippet_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then

@@ -12,7 +12,10 @@
  * Queue: commands queued before the loader arrives run in order, except the configuration
  * commands (setTrackerUrl, setSiteId, disableTracking, optUserOut), which run first, so the
  * real-world order above (trackPageView before setSiteId) works. Afterwards `_govaq.push`
- * runs each command at once.
+ * runs each command at once (the array keeps what was queued; nothing reads it again).
+ *
+ * Browsers: any with URLSearchParams (not IE); they all have Element.closest,
+ * history.pushState and Array#forEach, so none of those is checked for.
  *
  * Sends nothing when: Do-Not-Track or Global Privacy Control is on, the visitor opted out
  * (`optUserOut`: a constant flag in localStorage, not an identifier), `disableTracking` was
@@ -29,9 +32,8 @@
   var q = w._govaq = w._govaq || [];
   if (q.gs) return; // loaded twice: the first copy owns the queue
 
-  var tracker, site, customUrl, customTitle, stopped, pv, last, timer, full, linked, hooked;
+  var tracker, site, customUrl, customTitle, pv, last, timer, full;
   var ref = d.referrer;
-  var OPTOUT = 'govaq_optout';
   var blocked = (n.doNotTrack || w.doNotTrack) == 1 || n.globalPrivacyControl ||
     !/^http/.test(loc.protocol);
 
@@ -43,17 +45,19 @@
       .replace(/(^|\D)(\d{12}|\d{9})(?!\d)/g, '$1[id]');
   }
 
-  // a URL without its fragment and without values of parameters that name a person
+  // a URL without its fragment and without values of parameters that name a person: exactly
+  // the names of PERSONAL_PARAMS in collector/privacy.py (tests/test_snippet_build.py
+  // compares the two lists). The rest of the URL is redacted by red() in send().
   function clean(s) {
-    return s ? red(String(s).replace(/#.*/, '').replace(
-      /([?&](ho_?(va)?ten|\w*name|cmnd|cccd|e?mail|sdt|phone|token|pass\w*)=)[^&]*/gi,
-      '$1')) : '';
+    return s ? String(s).replace(/#.*/, '').replace(
+      /([?&]((full_?)?name|ho(_?ten|vaten)|ten(nguoinop|congdan)|(so_?)?c(mnd|ccd)|id(_?no|card)|(so|ma)(dinh|_dinh_)danh|personalid|identity|pass(word|port)?|hochieu|(e-?)?mail|phone|sdt|(so(dien|_dien_)|dien)thoai|mobile|tel|diachi|address|ngaysinh|dob|birthday|(access_)?token|pwd|otp|session(id)?|jsessionid)=)[^&]*/gi,
+      '$1') : '';
   }
 
   function send(p) {
-    if (blocked || stopped || !tracker || !site) return;
+    if (blocked || !tracker || !site) return;
     try {
-      if (localStorage[OPTOUT]) return; // the visitor's own choice (optUserOut)
+      if (localStorage.govaq_optout) return; // the visitor's own choice (optUserOut)
     } catch (e) {}
     var form = new URLSearchParams(), k, v;
     p.idsite = site;
@@ -87,20 +91,17 @@
     new Image().src = tracker + '?' + form;
   }
 
-  function here() {
-    return clean(loc.href);
-  }
-
   // single-page apps: one page view per new URL after pushState/replaceState/popstate.
   // Calls are debounced and compared with the last URL tracked, so a router that pushes and
   // then replaces, or pushes the same URL twice, counts once; a replaceState that only
   // changes the query string (filters, utm clean-up) is not a new page.
-  function nav(replace) {
-    full = full || !replace;
+  // `push` is true for pushState and popstate (an event), false for replaceState
+  function nav(push) {
+    full = full || push;
     clearTimeout(timer);
     timer = setTimeout(function () {
-      var h = here();
-      if (h != last && (full || h.split('?')[0] != last.split('?')[0])) {
+      var h = clean(loc.href);
+      if (last && h != last && (full || h.split('?')[0] != last.split('?')[0])) {
         ref = last;
         customUrl = customTitle = 0;
         api.trackPageView();
@@ -109,23 +110,19 @@
     }, 100);
   }
 
-  function hook(m, replace) {
+  function hook(m, push) {
     var orig = history[m];
-    if (orig) {
-      history[m] = function () {
-        var r = orig.apply(this, arguments);
-        nav(replace);
-        return r;
-      };
-    }
+    history[m] = function () { // pushState and replaceState return nothing
+      orig.apply(this, arguments);
+      nav(push);
+    };
   }
 
   var DOWNLOAD = /\.(pdf|docx?|xlsx?|pptx?|od[ts]|rtf|csv|zip|rar|7z|exe|apk)$/i;
 
   // left, middle (auxclick) and keyboard clicks; not the right button
   function click(e) {
-    var a = e.target, k, p = {};
-    a = e.button < 2 && a.closest && a.closest('a,area');
+    var k, p = {}, a = e.button < 2 && e.target.closest('a,area');
     if (!a || !/^http/.test(a.href)) return;
     if (a.hasAttribute('download') || DOWNLOAD.test(a.pathname)) k = 'download';
     else if (a.hostname != loc.hostname) k = 'link';
@@ -135,26 +132,24 @@
     }
   }
 
-  var api = {
+  // configuration: run before the other queued commands
+  var config = {
     setTrackerUrl: function (u) { tracker = u; },
     setSiteId: function (id) { site = id; },
-    setCustomUrl: function (u) { customUrl = new URL(u, loc.href).href; }, // relative is fine
+    disableTracking: function () { blocked = 1; },
+    // a constant flag in localStorage, not an identifier; blocked storage throws → ignored
+    optUserOut: function () { localStorage.govaq_optout = 1; }
+  };
+
+  var api = {
+    setCustomUrl: function (u) { customUrl = new URL(u, loc).href; }, // relative is fine
     setDocumentTitle: function (t) { customTitle = t; },
     setReferrerUrl: function (u) { ref = u; },
-    disableTracking: function () { stopped = 1; },
-    // a constant flag in localStorage, not an identifier; blocked storage throws → ignored
-    optUserOut: function () { localStorage[OPTOUT] = 1; },
-    forgetUserOptOut: function () { delete localStorage[OPTOUT]; },
+    forgetUserOptOut: function () { delete localStorage.govaq_optout; },
     trackPageView: function (title) {
-      pv = Math.random().toString(36).slice(2, 8);
-      last = here();
+      pv = Math.random().toString(36).slice(-6);
+      last = clean(loc.href);
       send({action_name: title || customTitle || d.title});
-      if (!hooked) {
-        hooked = 1;
-        hook('pushState');
-        hook('replaceState', 1);
-        w.addEventListener('popstate', function () { nav(); });
-      }
     },
     trackEvent: function (category, action, name, value) {
       send({e_c: category, e_a: action, e_n: name, e_v: value});
@@ -163,31 +158,31 @@
       send({e_c: 'dvc', e_a: 'step', e_n: code, e_v: state,
         dvc_extra: extra && String(extra).split(';')[0]});
     },
+    // adding the same listener twice is a no-op (DOM), so calling this again is harmless
     enableLinkTracking: function () {
-      if (!linked) {
-        d.addEventListener('click', click, linked = true);
-        d.addEventListener('auxclick', click, true);
-      }
+      d.addEventListener('click', click, true);
+      d.addEventListener('auxclick', click, true);
     }
   };
 
   function run(c) {
     try {
-      if (typeof c == 'function') c();
-      else api[c[0]].apply(api, [].slice.call(c, 1));
+      if (c.call) c(); // a function pushed is called
+      else (config[c[0]] || api[c[0]]).apply(0, c.slice(1));
     } catch (e) {}
   }
 
-  var later = [], i, c;
-  for (i = 0; i < q.length; i++) {
-    c = q[i];
-    /^(setTrackerUrl|setSiteId|disableTracking|optUserOut)$/.test(c[0]) ? run(c) : later.push(c);
-  }
-  q.length = 0;
+  var later = [];
+  q.forEach(function (c) {
+    config[c[0]] ? run(c) : later.push(c);
+  });
   q.push = function () {
-    for (var j = 0; j < arguments.length; j++) run(arguments[j]);
-    return 0;
+    later.forEach.call(arguments, run);
   };
   q.gs = 1;
+  // SPA page views start with the first trackPageView (nav waits for `last`)
+  hook('pushState', 1);
+  hook('replaceState');
+  w.addEventListener('popstate', nav);
   q.push.apply(q, later);
 })(window, document, navigator, location);
