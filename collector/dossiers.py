@@ -21,8 +21,8 @@ event again answers ``200 {"duplicate": true}`` and changes nothing: the first c
 fields stay. SQLite enforces the key with a UNIQUE constraint; PostgreSQL, whose
 ``dossiers`` is partitioned by month (a unique index there would have to include the
 month), with a trigger that skips a second copy (migration 0007) — hence an
-``ON CONFLICT DO NOTHING`` without a conflict target. A dossier moving through statuses (received → processing → returned) is
-one event per status.
+``ON CONFLICT DO NOTHING`` without a conflict target. A dossier moving through statuses
+(received → processing → returned) is one event per status.
 
 Personal data never reaches storage: MaHoSo and CodeProfile become keyed hashes
 (HMAC with the installation secret — the MaHoSo hash equals the ``dvc_ref`` of a
