@@ -18,8 +18,11 @@ still send; it counts as not online, like 0 and 1.
 
 Idempotency: the event key is (site, keyed hash of MaHoSo, Status). Posting the same
 event again answers ``200 {"duplicate": true}`` and changes nothing: the first copy's
-fields stay. A dossier moving through statuses (received → processing → returned) is
-one event per status.
+fields stay. SQLite enforces the key with a UNIQUE constraint; PostgreSQL, whose
+``dossiers`` is partitioned by month (a unique index there would have to include the
+month), with a trigger that skips a second copy (migration 0007) — hence an
+``ON CONFLICT DO NOTHING`` without a conflict target. A dossier moving through statuses
+(received → processing → returned) is one event per status.
 
 Personal data never reaches storage: MaHoSo and CodeProfile become keyed hashes
 (HMAC with the installation secret — the MaHoSo hash equals the ``dvc_ref`` of a
@@ -68,7 +71,7 @@ INSERT INTO dossiers (site_id, ts, day, dossier, profile, service, service_name,
   reception, payment, level, from_dvcqg, dvcbc, user_type, user_location, user_ref)
 VALUES (:site_id, :ts, :day, :dossier, :profile, :service, :service_name, :status,
   :reception, :payment, :level, :from_dvcqg, :dvcbc, :user_type, :user_location, :user_ref)
-ON CONFLICT (site_id, dossier, status) DO NOTHING
+ON CONFLICT DO NOTHING
 """
 
 

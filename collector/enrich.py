@@ -14,11 +14,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import ipaddress
+import logging
+import math
 import re
 import secrets
+import time
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -29,6 +33,8 @@ from collector.privacy import clean_url, dvc_reference, redact_all
 from collector.registry import fold_name, province_codes
 from collector.store import Database
 from collector.tracking import MAX_URL, Hit, InvalidHit
+
+log = logging.getLogger("giamsat.enrich")
 
 _BOT = re.compile(
     r"bot|crawl|spider|slurp|headless|phantomjs|selenium|webdriver|puppeteer|playwright|"
@@ -108,30 +114,91 @@ class GeoIP:
 
 
 class Salts:
-    """Daily rotating salts, shared by all collectors through the ``salts`` table."""
+    """Daily rotating salts, shared by all collectors through the ``salts`` table.
+
+    A day's salt is created a day ahead: whenever a day's salt is loaded, the next day's
+    is created (or read, if another collector made it) and kept too, so at local midnight
+    the collector already holds the new day's salt and needs no database for it. An
+    outage across midnight therefore does not stop ingest (PostgreSQL spools the hits).
+
+    ``cached(day)`` (the hot path, a dictionary look-up) answers only for days whose next
+    day is held as well. For a day held ahead but not yet so (the first hits after
+    midnight, or an outage), :meth:`for_day` answers from memory at once and prepares the
+    next day in the background — one attempt at a time, at most every ``RETRY`` seconds
+    while the database is away. Only a day never loaded nor prepared needs the database
+    there and then (e.g. the first hit after a start).
+
+    Salts of days more than two days before the day in use are deleted (``salts`` table
+    and memory) whenever a day is prepared.
+    """
+
+    RETRY = 30.0  # s between background attempts while the database is unreachable
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._cache: dict[str, bytes] = {}
+        self._cache: dict[str, bytes] = {}  # days in use whose next day is held too
+        self._held: dict[str, bytes] = {}  # every salt in memory (in use or ahead)
+        self._task: asyncio.Task[None] | None = None
+        self._tried = -math.inf  # monotonic time of the last background attempt
 
     def cached(self, day: str) -> bytes | None:
         return self._cache.get(day)
 
+    def clear(self) -> None:
+        """Forget every salt held in memory (they are read again from the database)."""
+        self._cache.clear()
+        self._held.clear()
+
     async def for_day(self, day: str) -> bytes:
         salt = self._cache.get(day)
-        if salt is None:
-            await self._db.execute(
-                "INSERT INTO salts (day, salt) VALUES (:day, :salt) ON CONFLICT (day) DO NOTHING",
-                {"day": day, "salt": secrets.token_hex(32)},
-            )
-            row = await self._db.fetch_one("SELECT salt FROM salts WHERE day = :day", {"day": day})
-            assert row is not None
-            salt = bytes.fromhex(row["salt"])
-            oldest = (dt.date.fromisoformat(day) - dt.timedelta(days=2)).isoformat()
-            await self._db.execute("DELETE FROM salts WHERE day < :d", {"d": oldest})
-            self._cache = {d: s for d, s in self._cache.items() if d >= oldest}
-            self._cache[day] = salt
+        if salt is not None:
+            return salt
+        salt = self._held.get(day)
+        if salt is None:  # never loaded: the database must answer now
+            salt = await self._fetch(day)
+            self._held[day] = salt
+            try:
+                await self._prepare_next(day)
+            except Exception as e:  # the next day's salt is retried in the background
+                log.warning("salt of the day after %s not created yet: %s", day, e)
+            return salt
+        self._prepare_soon(day)
         return salt
+
+    async def _fetch(self, day: str) -> bytes:
+        await self._db.execute(
+            "INSERT INTO salts (day, salt) VALUES (:day, :salt) ON CONFLICT (day) DO NOTHING",
+            {"day": day, "salt": secrets.token_hex(32)},
+        )
+        row = await self._db.fetch_one("SELECT salt FROM salts WHERE day = :day", {"day": day})
+        assert row is not None
+        return bytes.fromhex(row["salt"])
+
+    async def _prepare_next(self, day: str) -> None:
+        """Hold the salt of the day after ``day``, then serve ``day`` from the cache."""
+        following = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+        if following not in self._held:
+            self._held[following] = await self._fetch(following)
+        oldest = (dt.date.fromisoformat(day) - dt.timedelta(days=2)).isoformat()
+        await self._db.execute("DELETE FROM salts WHERE day < :d", {"d": oldest})
+        self._held = {d: s for d, s in self._held.items() if d >= oldest}
+        self._cache = {d: s for d, s in self._cache.items() if d >= oldest}
+        self._cache[day] = self._held[day]
+
+    def _prepare_soon(self, day: str) -> None:
+        now = time.monotonic()
+        if (self._task is not None and not self._task.done()) or now - self._tried < self.RETRY:
+            return
+        self._tried = now
+        self._task = asyncio.create_task(self._prepare_quietly(day), name="giamsat-salt")
+
+    async def _prepare_quietly(self, day: str) -> None:
+        try:
+            await self._prepare_next(day)
+        except Exception as e:  # tried again by a later hit of this day
+            log.warning("salt of the day after %s not created yet: %s", day, e)
+        else:
+            self._tried = -math.inf
 
 
 def visitor_id(salt: bytes, site_id: int, ip: str, ua: str) -> int:

@@ -134,7 +134,8 @@ async def test_salts_rotate_and_old_ones_are_deleted(db: Database) -> None:
     s1 = await salts.for_day("2026-01-01")
     assert s1 == await salts.for_day("2026-01-01") == await Salts(db).for_day("2026-01-01")
     kept = [r["day"] for r in await db.fetch_all("SELECT day FROM salts ORDER BY day")]
-    assert kept == ["2025-12-30", "2026-01-01"]  # two days back kept, older deleted
+    # two days back kept, older deleted; the next day's salt is made ahead (tests/test_salts.py)
+    assert kept == ["2025-12-30", "2026-01-01", "2026-01-02"]
     s2 = await salts.for_day("2026-01-02")
     assert s2 != s1
     ua = CHROME_WIN

@@ -105,12 +105,15 @@ def pg(db: Database) -> PostgresDatabase:
 async def test_partitions_ahead_default_and_retention(pg: PostgresDatabase) -> None:
     # start from no month partition at all (migrate made the clock's month and two more),
     # so what exists below is what this test made, whatever the date it runs on
-    await pg.drop_partitions_before(2**62)
-    assert await pg.partitions() == []
+    for table in ("hits", "dossiers"):
+        await pg.drop_partitions_before(2**62, table=table)
+        assert await pg.partitions(table) == []
     nov = month_start(2026, 11)
-    # the month of `now` (local time) and `ahead` more, across a year end; made once
+    # the month of `now` (local time) and `ahead` more, across a year end, for both raw
+    # tables; made once
+    months = ["202611", "202612", "202701"]
     assert await pg.ensure_partitions(now_ms=nov + 5, ahead=2) == [
-        "hits_202611", "hits_202612", "hits_202701"]
+        *(f"hits_{m}" for m in months), *(f"dossiers_{m}" for m in months)]
     assert await pg.ensure_partitions(now_ms=nov + 5, ahead=2) == []
     # a hit far outside the created months goes to DEFAULT, never refused
     old = month_start(2020, 1) + 5
@@ -119,18 +122,22 @@ async def test_partitions_ahead_default_and_retention(pg: PostgresDatabase) -> N
     assert await pg.fetch_one("SELECT count(*) AS n FROM hits_202611") == {"n": 1}
     # creating that month's partition moves the row out of DEFAULT
     created = await pg.ensure_partitions(now_ms=old, ahead=1)
-    assert created == ["hits_202001", "hits_202002"]
+    assert created == ["hits_202001", "hits_202002", "dossiers_202001", "dossiers_202002"]
     assert await pg.fetch_one("SELECT count(*) AS n FROM hits_default") == {"n": 0}
     assert await pg.fetch_one("SELECT count(*) AS n FROM hits_202001") == {"n": 1}
     # local month: 2026-10-31 17:00 UTC is already November in Vietnam
     assert nov == 1_793_466_000_000
+    assert [(lo, hi) for name, lo, hi in await pg.partitions("dossiers")
+            if name == "dossiers_202611"] == [(nov, month_start(2026, 12))]
     # retention keeps a partition holding hits not rolled up yet, then drops it
     cut = month_start(2020, 3)
     assert await pg.drop_partitions_before(cut, max_id=0) == [("hits_202002", 0)]
     assert await pg.drop_partitions_before(cut) == [("hits_202001", 1)]
     assert await pg.fetch_one("SELECT count(*) AS n FROM hits") == {"n": 1}
     assert [name for name, _lo, _hi in await pg.partitions()] == [
-        "hits_202611", "hits_202612", "hits_202701"]
+        f"hits_{m}" for m in months]
+    assert await pg.drop_partitions_before(cut, table="dossiers") == [
+        ("dossiers_202001", 0), ("dossiers_202002", 0)]
 
 
 async def test_concurrent_migrations_apply_once(database_url: str) -> None:

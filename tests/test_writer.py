@@ -1,11 +1,13 @@
 """Group commit: few transactions for many hits, ack only after commit, flush on shutdown,
-storage failure refuses (503) and acknowledges nothing. Failures come from a real SQLite
-condition (a trigger that raises), not a mock."""
+storage failure refuses (503) and acknowledges nothing. Failures come from a real database
+condition (a trigger that raises, in each backend's own syntax), not a mock. On PostgreSQL
+such a batch is refused for its content (not an outage): answered 503, never spooled."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +19,30 @@ from collector.store import HIT_COLUMNS, Database
 from collector.tracking import local_day
 from collector.writer import Unavailable, Writer
 
-FAIL_TRIGGER = (
-    "CREATE TRIGGER refuse_hits BEFORE INSERT ON hits "
-    "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-)
+
+async def refuse(db: Database, table: str, message: str) -> None:
+    """Make every insert into ``table`` fail with ``message`` (trigger ``refuse_<table>``)."""
+    if db.dialect == "sqlite":
+        await db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                         f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
+        return
+    await db.execute(
+        f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$")
+    # a row trigger on a partitioned table is on every partition (COPY included)
+    await db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                     f"FOR EACH ROW EXECUTE FUNCTION refuse_{table}()")
+
+
+async def allow(db: Database, table: str) -> None:
+    if db.dialect == "sqlite":
+        await db.execute(f"DROP TRIGGER refuse_{table}")
+    else:
+        await db.execute(f"DROP TRIGGER refuse_{table} ON {table}")
+
+
+def no_spool_files(config: Config) -> bool:
+    return not list(Path(config.spool_dir).glob("*.log"))
 
 
 def row(n: int) -> tuple:
@@ -30,11 +52,6 @@ def row(n: int) -> tuple:
                   pv_id=f"p{n}", host="hanoi.gov.vn", path=f"/{n}", url=f"https://hanoi.gov.vn/{n}",
                   e_v=None, dvc_state=None)
     return tuple(values[c] for c in HIT_COLUMNS)
-
-
-def sqlite_only(db: Database) -> None:
-    if db.dialect != "sqlite":
-        pytest.skip("the failing trigger is written in SQLite's syntax")
 
 
 async def count(db: Database, sql: str = "SELECT count(*) AS n FROM hits") -> int:
@@ -93,20 +110,23 @@ async def test_close_flushes_everything_accepted(db: Database) -> None:
         await writer.submit([row(999)])
 
 
-async def test_storage_failure_acknowledges_nothing(db: Database) -> None:
-    sqlite_only(db)
+@pytest.mark.parametrize("n", [50, 400])  # PostgreSQL: one statement, and COPY (> 200)
+async def test_storage_failure_acknowledges_nothing(db: Database, n: int) -> None:
     writer = Writer(db)
     writer.start()
     try:
-        await db.execute(FAIL_TRIGGER)
+        await refuse(db, "hits", "disk says no")
         writer.drop(47, "2026-01-01", "bot")
-        results = await asyncio.gather(*(writer.submit([row(n)]) for n in range(50)),
+        # queued at once: a batch of n hits (PostgreSQL: 400 go by COPY)
+        results = await asyncio.gather(*(writer.submit([row(i)]) for i in range(n)),
                                        return_exceptions=True)
         assert all(isinstance(r, Unavailable) and "disk says no" in str(r) for r in results)
         assert writer.failures >= 1
         assert await count(db) == 0
         assert await count(db, "SELECT count(*) AS n FROM dropped") == 0
-        await db.execute("DROP TRIGGER refuse_hits")
+        if db.dialect == "postgres":  # refused for its content: not spooled, not degraded
+            assert db.degraded is False and db.spool is None
+        await allow(db, "hits")
         await writer.submit([row(1)])
         assert await count(db) == 1
         # the drop count of the failed batch was kept, not lost and not doubled
@@ -116,9 +136,8 @@ async def test_storage_failure_acknowledges_nothing(db: Database) -> None:
 
 
 async def test_storage_failure_is_503_through_the_app(client: httpx.AsyncClient,
-                                                      db: Database) -> None:
-    sqlite_only(db)
-    await db.execute(FAIL_TRIGGER)
+                                                      db: Database, config: Config) -> None:
+    await refuse(db, "hits", "disk says no")
     r = await client.post("/tracking", content=form(GOOD), headers=FORM)
     assert r.status_code == 503
     assert r.headers["retry-after"] == "5"
@@ -128,21 +147,29 @@ async def test_storage_failure_is_503_through_the_app(client: httpx.AsyncClient,
     assert bulk.status_code == 503
     health = await client.get("/healthz")
     assert health.json()["writer"]["failures"] >= 2
-    await db.execute("DROP TRIGGER refuse_hits")
+    if db.dialect == "postgres":
+        # the app's store has a spool: a bad batch is not an outage, nothing was spooled
+        store = client.app.state.giamsat.db  # type: ignore[attr-defined]
+        assert store.spool is not None and store.spool.appended == 0
+        assert store.degraded is False and no_spool_files(config)
+        assert health.json()["store"]["degraded"] is False
+    await allow(db, "hits")
     r = await client.post("/tracking", content=form(GOOD), headers=FORM)
     assert r.status_code == 204
     assert await count(db) == 1
 
 
 async def test_salt_storage_failure_is_503(client: httpx.AsyncClient, db: Database) -> None:
-    sqlite_only(db)
+    """A day whose salt was never created cannot take hits until the database creates it."""
     await db.execute("DELETE FROM salts")
-    client.app.state.giamsat.enricher.salts._cache.clear()  # type: ignore[attr-defined]
-    await db.execute("CREATE TRIGGER refuse_salts BEFORE INSERT ON salts "
-                     "BEGIN SELECT RAISE(ABORT, 'salts locked'); END")
+    client.app.state.giamsat.enricher.salts.clear()  # type: ignore[attr-defined]
+    await refuse(db, "salts", "salts locked")
     r = await client.post("/tracking", content=form(GOOD), headers=FORM)
     assert r.status_code == 503
     assert r.headers["x-giamsat-error"] == "storage unavailable: salts locked"
+    await allow(db, "salts")
+    r = await client.post("/tracking", content=form(GOOD), headers=FORM)
+    assert r.status_code == 204
 
 
 async def test_lifespan_exit_flushes_accepted_hits(db: Database, config: Config) -> None:

@@ -8,10 +8,13 @@
   the batch id into ``spool_batches``, the hits, the drop counts (upsert). Up to
   ``COPY_MIN`` hits it is one statement (``unnest`` of arrays, CTEs) and one round trip;
   bigger batches go through ``COPY``.
-- Raw hits are partitioned by local (UTC+7) month on ``ts``: ``hits_YYYYMM`` created
-  ahead (:meth:`ensure_partitions`, on migrate and hourly from the app) and a DEFAULT
-  partition so no hit is ever refused; rows that landed in DEFAULT are moved into a new
-  month partition when it is created. :meth:`drop_partitions_before` is retention.
+- Raw events (``hits``, ``dossiers``) are partitioned by local (UTC+7) month on ``ts``:
+  ``hits_YYYYMM`` / ``dossiers_YYYYMM`` created ahead (:meth:`ensure_partitions`, on
+  migrate and hourly from the app) and a DEFAULT partition each, so no event is ever
+  refused; rows that landed in DEFAULT are moved into a new month partition when it is
+  created. Retention (:mod:`collector.retention`) drops whole months
+  (:meth:`drop_partitions_before`) and deletes rows only in the DEFAULT partitions
+  (:meth:`delete_default_before`).
 - Migrations (``migrations/postgres/NNNN_*.sql``) run each in its own transaction under a
   session advisory lock, so collectors starting at once migrate once.
 - Rollup horizon: every insert into ``hits`` / ``dossiers`` holds a *shared* transaction
@@ -54,6 +57,8 @@ POOL_MAX = 8
 CONNECT_TIMEOUT = 3.0
 MIGRATE_LOCK = 0x6769616D_0001  # advisory lock keys: "giam" + n
 PARTITION_LOCK = 0x6769616D_0002
+PARTITIONED = ("hits", "dossiers")  # raw-event tables partitioned by local month on ts
+DROP_LOCK_TIMEOUT = 1.0  # s: how long dropping a partition may wait for (and so stall) ingest
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=7))
 SPOOL_BATCH_DAYS = 7  # batch ids older than this are pruned from spool_batches
 
@@ -433,79 +438,139 @@ class PostgresDatabase:
         return applied
 
     async def ensure_partitions(self, now_ms: int | None = None, ahead: int = 2) -> list[str]:
-        """Create ``hits_YYYYMM`` for the current local month and ``ahead`` more."""
+        """Create ``hits_YYYYMM`` and ``dossiers_YYYYMM`` for the current local month and
+        ``ahead`` more; returns the partitions created."""
         now = dt.datetime.fromtimestamp((now_ms or time.time() * 1000) / 1000, LOCAL_TZ)
-        year, month = now.year, now.month
         created = []
-        for _ in range(ahead + 1):
-            if await self._create_partition(year, month):
-                created.append(f"hits_{year:04d}{month:02d}")
-            year, month = _next_month(year, month)
+        for table in await self._partitioned():
+            year, month = now.year, now.month
+            for _ in range(ahead + 1):
+                if await self._create_partition(table, year, month):
+                    created.append(f"{table}_{year:04d}{month:02d}")
+                year, month = _next_month(year, month)
         return created
 
-    async def _create_partition(self, year: int, month: int) -> bool:
-        name = f"hits_{year:04d}{month:02d}"
+    async def _partitioned(self) -> list[str]:
+        """The tables of ``PARTITIONED`` that are partitioned in this database (a database
+        migrated only part of the way may not have them all)."""
+        rows = await self.fetch_all(
+            "SELECT relname FROM pg_class WHERE relkind = 'p' AND relname = ANY(:names) "
+            "AND relnamespace = current_schema()::regnamespace", {"names": list(PARTITIONED)})
+        found = {r["relname"] for r in rows}
+        return [t for t in PARTITIONED if t in found]
+
+    async def _create_partition(self, table: str, year: int, month: int) -> bool:
+        name = f"{table}_{year:04d}{month:02d}"
         lo, hi = month_start(year, month), month_start(*_next_month(year, month))
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
                 return False
             # rows of this month that went to DEFAULT must move, or the attach is refused
-            await conn.execute(f"CREATE TABLE {name} (LIKE hits INCLUDING DEFAULTS)")
+            await conn.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
             moved = await conn.execute(
-                f"WITH m AS (DELETE FROM hits_default WHERE ts >= $1 AND ts < $2 RETURNING *) "
-                f"INSERT INTO {name} SELECT * FROM m", lo, hi,
+                f"WITH m AS (DELETE FROM {table}_default WHERE ts >= $1 AND ts < $2 "
+                f"RETURNING *) INSERT INTO {name} SELECT * FROM m", lo, hi,
             )
             await conn.execute(
-                f"ALTER TABLE hits ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"
+                f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"
             )
             if _rowcount(moved) > 0:
-                log.warning("moved %s hit(s) from hits_default into %s", moved, name)
+                log.warning("moved %s row(s) from %s_default into %s", moved, table, name)
         return True
 
-    async def partitions(self) -> list[tuple[str, int, int]]:
-        """Month partitions of hits as (name, from ms, to ms), oldest first."""
+    async def partitions(self, table: str = "hits") -> list[tuple[str, int, int]]:
+        """Month partitions of ``table`` as (name, from ms, to ms), oldest first."""
+        if table not in PARTITIONED:
+            raise ValueError(f"not a partitioned table: {table!r}")
         rows = await self.fetch_all(
             "SELECT c.relname AS name FROM pg_inherits i "
             "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-            "WHERE p.relname = 'hits' AND c.relname <> 'hits_default' ORDER BY c.relname"
-        )
+            "WHERE p.relname = :t AND c.relname <> :t || '_default' "
+            "AND p.relnamespace = current_schema()::regnamespace ORDER BY c.relname",
+            {"t": table})
         out = []
+        n = len(table) + 1
         for r in rows:
-            year, month = int(r["name"][5:9]), int(r["name"][9:11])
+            year, month = int(r["name"][n:n + 4]), int(r["name"][n + 4:n + 6])
             out.append((r["name"], month_start(year, month),
                         month_start(*_next_month(year, month))))
         return out
 
     async def drop_partitions_before(
-        self, cutoff_ms: int, max_id: int | None = None
+        self, cutoff_ms: int, max_id: int | None = None, table: str = "hits",
+        lock_timeout: float = DROP_LOCK_TIMEOUT,
     ) -> list[tuple[str, int]]:
-        """Retention: drop month partitions wholly older than ``cutoff_ms``; returns
-        (partition, rows) dropped.
+        """Retention: drop month partitions of ``table`` wholly older than ``cutoff_ms``;
+        returns (partition, rows) dropped.
 
         With ``max_id`` (the rollup watermark) a partition is kept while it still holds
-        hits that were not rolled up.
+        rows that were not rolled up. Detaching needs an ACCESS EXCLUSIVE lock on
+        ``table``, which (queued) stops ingest until granted: it waits at most
+        ``lock_timeout`` seconds for readers to finish, else the partition is kept for the
+        next run. Under the lock it only re-checks the partition's highest id (an index
+        probe) and detaches: the rows are counted before, while ingest goes on (ids at or
+        below the watermark are all committed, so the count cannot change meanwhile).
         """
         dropped = []
-        for name, _lo, hi in await self.partitions():
+        for name, _lo, hi in await self.partitions(table):
             if hi > cutoff_ms:
                 continue
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
-                top, rows = await conn.fetchrow(f"SELECT max(id), count(*) FROM {name}")
+            async with self.pool.acquire() as conn:
+                top = await conn.fetchval(f"SELECT max(id) FROM {name}")
                 if max_id is not None and top is not None and top > max_id:
+                    continue  # not rolled up yet
+                rows = await conn.fetchval(f"SELECT count(*) FROM {name}")
+                try:
+                    async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+                        await conn.execute(
+                            f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+                        await conn.execute(f"LOCK TABLE ONLY {table} IN ACCESS EXCLUSIVE MODE")
+                        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+                            continue  # another collector dropped it meanwhile
+                        top = await conn.fetchval(f"SELECT max(id) FROM {name}")
+                        if max_id is not None and top is not None and top > max_id:
+                            continue  # a late row arrived meanwhile
+                        await conn.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+                        await conn.execute(f"DROP TABLE {name}")
+                except asyncpg.LockNotAvailableError:
+                    log.warning("retention: %s busy for %.1f s, kept until the next run",
+                                name, lock_timeout)
                     continue
-                await conn.execute(f"ALTER TABLE hits DETACH PARTITION {name}")
-                await conn.execute(f"DROP TABLE {name}")
             dropped.append((name, rows))
         return dropped
+
+    async def delete_default_before(
+        self, table: str, cutoff_ms: int, max_id: int, batch: int = 10_000
+    ) -> int:
+        """Retention inside ``{table}_default`` (rows outside every month partition, e.g.
+        from a collector whose clock was far off): delete rows with ``ts < cutoff_ms`` and
+        ``id <= max_id``. Walks the partition once by id (its primary key) in batches of
+        ``batch`` rows, each its own short transaction; never touches month partitions."""
+        if table not in PARTITIONED:
+            raise ValueError(f"not a partitioned table: {table!r}")
+        part = f"{table}_default"
+        sql = (f"WITH c AS (SELECT id, ts FROM {part} WHERE id > $1 AND id <= $2 "
+               f"ORDER BY id LIMIT $3), "
+               f"d AS (DELETE FROM {part} t USING c WHERE t.id = c.id AND t.ts = c.ts "
+               f"AND c.ts < $4 RETURNING 1) "
+               f"SELECT (SELECT max(id) FROM c) AS last, (SELECT count(*) FROM d) AS n")
+        after, total = 0, 0
+        while True:
+            async with self.pool.acquire() as conn:
+                last, n = await conn.fetchrow(sql, after, max_id, batch, cutoff_ms)
+            total += n
+            if last is None:
+                return total
+            after = last
 
     async def prune_batches(self, now_ms: int | None = None) -> int:
         cutoff = (now_ms or int(time.time() * 1000)) - SPOOL_BATCH_DAYS * 86_400_000
         return await self.execute("DELETE FROM spool_batches WHERE at < :c", {"c": cutoff})
 
     async def maintain(self) -> None:
-        """Hourly: partitions ahead, old batch ids pruned."""
+        """Hourly: partitions of hits and dossiers ahead, old batch ids pruned."""
         await self.ensure_partitions()
         await self.prune_batches()
 
