@@ -50,6 +50,25 @@ async def test_queries_and_rowcounts(db: Database) -> None:
     assert await db.fetch_one("SELECT value FROM settings WHERE key = :k", {"k": "zz"}) is None
 
 
+async def test_write_batch_keeps_every_column_of_mixed_rows_in_order(db: Database) -> None:
+    """Page views and events in one batch (SQLite writes them with two statements shapes),
+    more rows than one statement takes: every value back, ids in arrival order."""
+    rows = []
+    for i in range(75):
+        if i % 7 == 3:
+            rows.append(hit(ts=1_763_900_000_000 + i, kind="dvc", e_c="dvc", e_a="step",
+                            e_n="1.000046", e_v=1.0, dvc_service="1.000046", dvc_state=1,
+                            dvc_ref=f"r{i}", target="", path=f"/p{i}"))
+        elif i % 11 == 5:
+            rows.append(hit(ts=1_763_900_000_000 + i, kind="outlink", target=f"https://x.vn/{i}",
+                            path=f"/p{i}"))
+        else:
+            rows.append(hit(ts=1_763_900_000_000 + i, path=f"/p{i}", title=f"t{i}"))
+    await db.write_batch(rows, [])
+    stored = await db.fetch_all(f"SELECT {', '.join(HIT_COLUMNS)} FROM hits ORDER BY id")
+    assert [tuple(r[c] for c in HIT_COLUMNS) for r in stored] == rows
+
+
 async def test_aggregates_come_back_as_int_and_float(db: Database) -> None:
     await db.write_batch([hit(dvc_state=2, e_v=1.5), hit(dvc_state=3, e_v=2.0)], [])
     row = await db.fetch_one(
