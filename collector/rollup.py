@@ -80,7 +80,9 @@ from collector import rollup_sql as sql
 from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
 from collector.store import Database, Queries
 
-BATCH = 50_000
+BATCH = 50_000  # SQLite: one batch holds the write lock, so ingest waits for it
+BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
+                          # each monthly row once instead of once per batch
 SOURCES = ("direct", "search", "social", "gov", "campaign", "other")
 
 
@@ -144,6 +146,8 @@ async def _prepare(q: Queries, dialect: str) -> None:
         # the rollup's connection: sorts and temp tables in memory, a bigger page cache
         await q.execute("PRAGMA temp_store = MEMORY")
         await q.execute("PRAGMA cache_size = -65536")
+    else:  # hash aggregations of a batch stay in memory
+        await q.execute("SET LOCAL work_mem = '64MB'")
     for ddl in sql.work_ddl(dialect):
         await q.execute(ddl)
     if dialect == "sqlite":  # PostgreSQL empties them at commit
@@ -190,12 +194,15 @@ async def _hits_batch(
          else session_hi}
     await _prepare(q, dialect)
     await q.execute(sql.VISITOR_DAYS_SQLITE if dialect == "sqlite" else sql.VISITOR_DAYS, p)
+    await q.execute(sql.SITE_DAYS)
     await q.execute(sql.MARK_OLD_REBUILD if rebuilding else sql.MARK_OLD, p)
+    if hi >= sql.ID_SPAN:  # ORDER_KEY cannot name the entry/exit hit: every day takes the
+        await q.execute("UPDATE rollup_vd SET old = 1")  # exact slow path
     summary = await q.fetch_one(sql.SUMMARY)
     assert summary is not None
     report.hits += int(summary["hits"])
     report.visitor_days += int(summary["visitor_days"])
-    await q.execute(sql.FAST_VISITS)
+    await q.execute(sql.FAST_VISITS, p)
     if summary["slow"]:
         await q.execute(sql.SLOW_VISITOR_DAYS)
         if summary["old"]:
@@ -207,11 +214,10 @@ async def _hits_batch(
         await q.insert_rows("rollup_sv", sql.SV_COLUMNS, visits)
         await q.execute(sql.SLOW_VISITS)
     await q.execute(sql.ADD_VISITS)
-    await q.execute(sql.G4)
-    await q.execute(sql.DIM_VISITS)
-    await q.execute(sql.DIM_PAGES, p)
-    await q.execute(sql.DIM_DAY)
-    await q.execute(sql.DIM_MONTH)
+    for statement in sql.dimension_sql(dialect):
+        await q.execute(statement, p)
+    for statement in sql.apply_sql(dialect):
+        await q.execute(statement)
     await q.execute(sql.SITE_DAY)
     await q.execute(sql.DVC, p)
     if summary["old"]:  # visits were replaced: values they no longer reach may be all zero
@@ -281,16 +287,22 @@ async def _run_table(
             break
 
 
+def default_batch(dialect: str) -> int:
+    return BATCH if dialect == "sqlite" else BATCH_POSTGRES
+
+
 async def rollup(
-    db: Database, batch: int = BATCH, progress: Progress | None = None,
+    db: Database, batch: int | None = None, progress: Progress | None = None,
 ) -> RollupReport:
-    """Roll up every hit and dossier event above the watermarks, in id batches.
+    """Roll up every hit and dossier event above the watermarks, in batches of ``batch``
+    rows (default: :func:`default_batch`).
 
     ``progress(table, done, total)`` is called after each batch (ids above the starting
     watermark; ``table`` is ``hits`` then ``dossiers``).
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
+    batch = batch or default_batch(db.dialect)
     report = RollupReport()
     await _run_table(db, "hits", report, batch, progress, now_ms)
     await _run_table(db, "dossiers", report, batch, progress, now_ms)
@@ -301,7 +313,7 @@ async def rollup(
 
 
 async def rebuild(
-    db: Database, since: str, batch: int = BATCH, progress: Progress | None = None,
+    db: Database, since: str, batch: int | None = None, progress: Progress | None = None,
 ) -> RollupReport:
     """Recount every day from the first of ``since``'s month (YYYY-MM-DD) on.
 
@@ -316,6 +328,7 @@ async def rebuild(
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
+    batch = batch or default_batch(db.dialect)
     await rollup(db, batch)  # count everything first
     since = since[:8] + "01"  # whole months, so the monthly table is recounted exactly
     oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")

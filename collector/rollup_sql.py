@@ -57,54 +57,61 @@ _ENTRY_ATTRIBUTES = (  # a visit's attributes taken from its entry hit `e`
 
 # -- work tables -----------------------------------------------------------------------
 
+_METRICS = "visits {i} NOT NULL, pageviews {i} NOT NULL, bounces {i} NOT NULL, " \
+           "duration_ms {i} NOT NULL"
 _WORK = {
     # the batch's hits summed per visitor-day; `old` = the visitor-day has hits outside the
-    # batch that sessions must see (already counted, or — in a rebuild — counted later)
-    "rollup_vd": "site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
-                 "n {i} NOT NULL, pv {i} NOT NULL, counted {i} NOT NULL, events {i} NOT NULL, "
-                 "outlinks {i} NOT NULL, downloads {i} NOT NULL, t0 {i} NOT NULL, "
-                 "t1 {i} NOT NULL, e {i} NOT NULL, x {i} NOT NULL, old {i} NOT NULL DEFAULT 0"
-                 "{pk_vd}",
-    # visitor-days whose visits are recomputed from raw hits by window functions
-    "rollup_slow": "site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL{pk_slow}",
-    # visits of the slow visitor-days, cut in Python (collector.rollup.cut_sessions)
-    "rollup_sv": "site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
-                 "start_ts {i} NOT NULL, end_ts {i} NOT NULL, first_visit {i} NOT NULL, "
-                 "hits {i} NOT NULL, pageviews {i} NOT NULL, entry_id {i} NOT NULL, "
-                 "exit_id {i} NOT NULL",
+    # batch that its sessions must see (already counted, or — in a rebuild — counted later)
+    "rollup_vd": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
+                  "n {i} NOT NULL, pv {i} NOT NULL, counted {i} NOT NULL, events {i} NOT NULL, "
+                  "outlinks {i} NOT NULL, downloads {i} NOT NULL, t0 {i} NOT NULL, "
+                  "t1 {i} NOT NULL, e {i} NOT NULL, x {i} NOT NULL, old {i} NOT NULL DEFAULT 0",
+                  "site_id, day, visitor"),
+    # the batch's site-days; `new` = not rolled up before (no rollup rows can exist yet)
+    "rollup_sd": ("site_id {i} NOT NULL, day {t} NOT NULL, new {i} NOT NULL, "
+                  "new_month {i} NOT NULL", "site_id, day"),
+    # visitor-days whose visits are cut in Python (cut_sessions) from their raw hits
+    "rollup_slow": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL",
+                    "site_id, day, visitor"),
+    # the visits cut_sessions found
+    "rollup_sv": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
+                  "start_ts {i} NOT NULL, end_ts {i} NOT NULL, first_visit {i} NOT NULL, "
+                  "hits {i} NOT NULL, pageviews {i} NOT NULL, entry_id {i} NOT NULL, "
+                  "exit_id {i} NOT NULL", ""),
     # visits added (sign 1) and replaced (sign -1) by the batch
-    "rollup_bv": "sign {i} NOT NULL, site_id {i} NOT NULL, day {t} NOT NULL, "
-                 "visitor {i} NOT NULL, start_ts {i} NOT NULL, end_ts {i} NOT NULL, "
-                 "first_visit {i} NOT NULL, hits {i} NOT NULL, pageviews {i} NOT NULL, "
-                 "bounce {i} NOT NULL, entry_path {t} NOT NULL, exit_path {t} NOT NULL, "
-                 "source {t} NOT NULL, referrer {t} NOT NULL, campaign {t} NOT NULL, "
-                 "browser {t} NOT NULL, os {t} NOT NULL, device {t} NOT NULL, "
-                 "province {t} NOT NULL, hour {i} NOT NULL",
-    # visit deltas by (browser, os, device): three dimensions and the site's day totals
-    "rollup_g4": "site_id {i} NOT NULL, day {t} NOT NULL, browser {t} NOT NULL, "
-                 "os {t} NOT NULL, device {t} NOT NULL, visits {i} NOT NULL, "
-                 "visitors {i} NOT NULL, pageviews {i} NOT NULL, bounces {i} NOT NULL, "
-                 "duration_ms {i} NOT NULL",
+    "rollup_bv": ("sign {i} NOT NULL, site_id {i} NOT NULL, day {t} NOT NULL, "
+                  "visitor {i} NOT NULL, start_ts {i} NOT NULL, end_ts {i} NOT NULL, "
+                  "first_visit {i} NOT NULL, hits {i} NOT NULL, pageviews {i} NOT NULL, "
+                  "bounce {i} NOT NULL, entry_path {t} NOT NULL, exit_path {t} NOT NULL, "
+                  "source {t} NOT NULL, referrer {t} NOT NULL, campaign {t} NOT NULL, "
+                  "browser {t} NOT NULL, os {t} NOT NULL, device {t} NOT NULL, "
+                  "province {t} NOT NULL, hour {i} NOT NULL", ""),
+    # visit deltas by (source, referrer, campaign) and by (browser, os, device): few
+    # combinations of correlated dimensions, each summed once for three dimensions
+    "rollup_g3": ("site_id {i} NOT NULL, day {t} NOT NULL, a {t} NOT NULL, b {t} NOT NULL, "
+                  "c {t} NOT NULL, " + _METRICS, "site_id, day, a, b, c"),
+    "rollup_g4": ("site_id {i} NOT NULL, day {t} NOT NULL, a {t} NOT NULL, b {t} NOT NULL, "
+                  "c {t} NOT NULL, visitors {i} NOT NULL, " + _METRICS,
+                  "site_id, day, a, b, c"),
     # dimension deltas, applied to rollup_dimensions and rollup_dimensions_month
-    "rollup_dd": "site_id {i} NOT NULL, dimension {t} NOT NULL, day {t} NOT NULL, "
-                 "value {t} NOT NULL, visits {i} NOT NULL, pageviews {i} NOT NULL, "
-                 "bounces {i} NOT NULL, duration_ms {i} NOT NULL",
+    "rollup_dd": ("site_id {i} NOT NULL, dimension {t} NOT NULL, day {t} NOT NULL, "
+                  "value {t} NOT NULL, " + _METRICS, "site_id, dimension, day, value"),
 }
 WORK_TABLES = tuple(_WORK)
 
 
 def work_ddl(dialect: str) -> list[str]:
-    """CREATE statements of the work tables. SQLite keeps them for the connection and
-    the rollup empties them; PostgreSQL empties them at every commit."""
+    """CREATE statements of the work tables (TEMP: no WAL, no disk). SQLite keeps them for
+    the connection, keyed and clustered (WITHOUT ROWID), and the rollup empties them;
+    PostgreSQL empties them at every commit."""
     if dialect == "sqlite":
-        pk = ", PRIMARY KEY (site_id, day, visitor)"
-        kinds = {"i": "INTEGER", "t": "TEXT", "pk_vd": pk, "pk_slow": pk}
-        tail = {"rollup_vd": " WITHOUT ROWID", "rollup_slow": " WITHOUT ROWID"}
-        return [f"CREATE TEMP TABLE IF NOT EXISTS {name} ({cols.format(**kinds)})"
-                f"{tail.get(name, '')}" for name, cols in _WORK.items()]
-    kinds = {"i": "bigint", "t": "text", "pk_vd": "", "pk_slow": ""}
-    return [f"CREATE TEMP TABLE IF NOT EXISTS {name} ({cols.format(**kinds)}) "
-            "ON COMMIT DELETE ROWS" for name, cols in _WORK.items()]
+        return [f"CREATE TEMP TABLE IF NOT EXISTS {name} "
+                f"({cols.format(i='INTEGER', t='TEXT')}, PRIMARY KEY ({key})) WITHOUT ROWID"
+                if key else
+                f"CREATE TEMP TABLE IF NOT EXISTS {name} ({cols.format(i='INTEGER', t='TEXT')})"
+                for name, (cols, key) in _WORK.items()]
+    return [f"CREATE TEMP TABLE IF NOT EXISTS {name} ({cols.format(i='bigint', t='text')}) "
+            "ON COMMIT DELETE ROWS" for name, (cols, _key) in _WORK.items()]
 
 
 # -- 1. the batch's visitor-days -------------------------------------------------------
@@ -143,13 +150,25 @@ ON CONFLICT (site_id, day, visitor) DO UPDATE SET
   e = min(e, excluded.e), x = max(x, excluded.x)
 """
 
+# The batch's site-days, and whether they (or their month) were rolled up before: rows of
+# new site-days and site-months are plain inserts, and their visitor-days cannot be old.
+SITE_DAYS = """
+INSERT INTO rollup_sd (site_id, day, new, new_month)
+SELECT v.site_id, v.day,
+  CASE WHEN EXISTS (SELECT 1 FROM rollup_site_day s
+                    WHERE s.site_id = v.site_id AND s.day = v.day) THEN 0 ELSE 1 END,
+  CASE WHEN EXISTS (SELECT 1 FROM rollup_site_day s WHERE s.site_id = v.site_id
+                    AND s.day >= SUBSTR(v.day, 1, 7) || '-00'
+                    AND s.day <= SUBSTR(v.day, 1, 7) || '-99') THEN 0 ELSE 1 END
+FROM (SELECT DISTINCT site_id, day FROM rollup_vd) v
+"""
+
 # A visitor-day is old if a hit outside the batch, up to :session_hi, belongs to it.
-# Incremental run: any such hit has id <= :lo, was counted, and so its site-day has a
-# rollup_site_day row: visitor-days of site-days never seen before skip the probe.
+# Incremental run: any such hit has id <= :lo, was counted, and its site-day is not new.
 MARK_OLD = """
 UPDATE rollup_vd SET old = 1
-WHERE EXISTS (SELECT 1 FROM rollup_site_day s
-              WHERE s.site_id = rollup_vd.site_id AND s.day = rollup_vd.day)
+WHERE EXISTS (SELECT 1 FROM rollup_sd d WHERE d.site_id = rollup_vd.site_id
+              AND d.day = rollup_vd.day AND d.new = 0)
   AND EXISTS (SELECT 1 FROM hits h WHERE h.site_id = rollup_vd.site_id
               AND h.day = rollup_vd.day AND h.visitor = rollup_vd.visitor AND h.id <= :lo)
 """
@@ -182,7 +201,8 @@ SELECT 1, v.site_id, v.day, v.visitor, v.t0, v.t1, 1, v.n, v.pv,
   ((v.t0 + {TZ_OFFSET_MS}) / 3600000) % 24
 FROM rollup_vd v CROSS JOIN hits e CROSS JOIN hits x
 WHERE {_ONE_VISIT} AND v.counted > 0
-  AND e.id = v.e % {ID_SPAN} AND e.ts = v.t0 AND x.id = v.x % {ID_SPAN} AND x.ts = v.t1
+  AND e.id = v.e % {ID_SPAN} AND e.ts = v.t0 AND e.id > :lo AND e.id <= :hi
+  AND x.id = v.x % {ID_SPAN} AND x.ts = v.t1 AND x.id > :lo AND x.id <= :hi
 """
 
 SLOW_VISITOR_DAYS = (
@@ -233,80 +253,104 @@ ADD_VISITS = (
 # -- 3. dimensions and daily totals ----------------------------------------------------
 
 _DIM_COLUMNS = "site_id, dimension, day, value, visits, pageviews, bounces, duration_ms"
-_VISIT_SUMS = ("SUM(sign), SUM(sign * pageviews), SUM(sign * bounce), "
-               "SUM(sign * (end_ts - start_ts))")
-_NAMED_SUMS = ("SUM(sign) AS visits, SUM(sign * pageviews) AS pageviews, "
-               "SUM(sign * bounce) AS bounces, SUM(sign * (end_ts - start_ts)) AS duration_ms")
-_G_SUMS = "SUM(visits), SUM(pageviews), SUM(bounces), SUM(duration_ms)"
+_DIM_METRICS = ("visits", "pageviews", "bounces", "duration_ms")
+_SUMS = "SUM(visits), SUM(pageviews), SUM(bounces), SUM(duration_ms)"
+_SIGNED = ("sign, sign * pageviews, sign * bounce, sign * (end_ts - start_ts)")
 HOUR_TEXT = "CASE WHEN hour < 10 THEN '0' || CAST(hour AS TEXT) ELSE CAST(hour AS TEXT) END"
 
-G4 = (
-    "INSERT INTO rollup_g4 (site_id, day, browser, os, device, visits, visitors, pageviews, "
-    "bounces, duration_ms) SELECT site_id, day, browser, os, device, SUM(sign), "
-    "SUM(sign * first_visit), SUM(sign * pageviews), SUM(sign * bounce), "
-    "SUM(sign * (end_ts - start_ts)) FROM rollup_bv GROUP BY site_id, day, browser, os, device"
-)
-
-
-def _by_visit(name: str, expr: str) -> str:
-    return (f"SELECT site_id, '{name}', day, {expr}, {_VISIT_SUMS} FROM rollup_bv "
-            f"GROUP BY site_id, day, {expr}")
-
-
-def _by_group(table: str, name: str, column: str) -> str:
-    return (f"SELECT site_id, '{name}', day, {column}, {_G_SUMS} FROM {table} "
-            f"GROUP BY site_id, day, {column}")
-
-
-# visit dimensions: entry, exit, province and hour from the visits; source, referrer and
-# campaign from one grouping of the three (few combinations), browser, os and device
-# from rollup_g4 — fewer rows to sort than ten groupings of every visit
+# visit dimensions: entry, exit, province and hour straight from the visits; the other six
+# through rollup_g3 (source, referrer, campaign) and rollup_g4 (browser, os, device)
 VISIT_DIMENSIONS = ("entry", "exit", "source", "referrer", "campaign", "browser", "os",
                     "device", "province", "hour")
-DIM_VISITS = (
-    f"WITH g3 AS MATERIALIZED (SELECT site_id, day, source, referrer, campaign, {_NAMED_SUMS} "
-    "FROM rollup_bv GROUP BY site_id, day, source, referrer, campaign) "
-    f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) "
-    + " UNION ALL ".join([
-        _by_visit("entry", "entry_path"), _by_visit("exit", "exit_path"),
-        _by_group("g3", "source", "source"), _by_group("g3", "referrer", "referrer"),
-        _by_group("g3", "campaign", "campaign"),
-        _by_group("rollup_g4", "browser", "browser"), _by_group("rollup_g4", "os", "os"),
-        _by_group("rollup_g4", "device", "device"),
-        _by_visit("province", "province"),
-        f"SELECT site_id, 'hour', day, {HOUR_TEXT}, visits, pageviews, bounces, duration_ms "
-        f"FROM (SELECT site_id, day, hour, {_NAMED_SUMS} FROM rollup_bv "
-        "GROUP BY site_id, day, hour) h",
-    ])
-)
+_OWN = {"entry": "entry_path", "exit": "exit_path", "province": "province", "hour": HOUR_TEXT}
+_GROUPED = {"rollup_g3": ("source", "referrer", "campaign"),
+            "rollup_g4": ("browser", "os", "device")}
 
-DIM_PAGES = (
-    f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) "
-    f"SELECT site_id, 'page', day, path, 0, COUNT(*), 0, 0 {_BATCH_HITS} "
-    "AND kind = 'pageview' GROUP BY site_id, day, path"
-)
-
-_ADD = "{t}.{c} + excluded.{c}"
+_DIM_ROWS = [  # one row per (visit or page view, dimension), before summing
+    *(f"SELECT site_id, '{name}', day, {expr}, {_SIGNED} FROM rollup_bv WHERE 1 = 1"
+      for name, expr in _OWN.items()),
+    *(f"SELECT site_id, '{name}', day, {col}, visits, pageviews, bounces, duration_ms "
+      f"FROM {table} WHERE 1 = 1"
+      for table, names in _GROUPED.items() for col, name in zip("abc", names, strict=True)),
+    f"SELECT site_id, 'page', day, path, 0, 1, 0, 0 {_BATCH_HITS} AND kind = 'pageview'",
+]
 
 
-def _upsert_set(table: str, columns: tuple[str, ...]) -> str:
-    return ", ".join(f"{c} = {_ADD.format(t=table, c=c)}" for c in columns)
+def _upsert(table: str, key: str, columns: tuple[str, ...]) -> str:
+    add = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    return f" ON CONFLICT ({key}) DO UPDATE SET {add}"
 
 
-_DIM_METRICS = ("visits", "pageviews", "bounces", "duration_ms")
-DIM_DAY = (
-    f"INSERT INTO rollup_dimensions ({_DIM_COLUMNS}) SELECT {_DIM_COLUMNS} FROM rollup_dd "
-    "WHERE 1 = 1 ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET "
-    + _upsert_set("rollup_dimensions", _DIM_METRICS)
-)
-DIM_MONTH = (
-    "INSERT INTO rollup_dimensions_month (site_id, dimension, month, value, visits, "
-    "pageviews, bounces, duration_ms) "
-    f"SELECT site_id, dimension, SUBSTR(day, 1, 7), value, {_G_SUMS} FROM rollup_dd "
-    "GROUP BY site_id, dimension, SUBSTR(day, 1, 7), value "
-    "ON CONFLICT (site_id, dimension, month, value) DO UPDATE SET "
-    + _upsert_set("rollup_dimensions_month", _DIM_METRICS)
-)
+_G_COLUMNS = {"rollup_g3": ("visits", "pageviews", "bounces", "duration_ms"),
+              "rollup_g4": ("visitors", "visits", "pageviews", "bounces", "duration_ms")}
+_G_VALUES = {"visitors": "sign * first_visit", "visits": "sign", "pageviews": "sign * pageviews",
+             "bounces": "sign * bounce", "duration_ms": "sign * (end_ts - start_ts)"}
+
+
+def dimension_sql(dialect: str) -> list[str]:
+    """Statements that fill rollup_g3, rollup_g4 and rollup_dd with the batch's deltas.
+
+    PostgreSQL sums by GROUP BY (hash aggregation). SQLite has no hash aggregation and
+    sorts for GROUP BY; upserting every row into the keyed work table costs less (and
+    leaves rollup_dd in key order for the upserts into rollup_dimensions)."""
+    sqlite = dialect == "sqlite"
+    out = []
+    for table, metrics in _G_COLUMNS.items():
+        values = (_G_VALUES[m] if sqlite else f"SUM({_G_VALUES[m]})" for m in metrics)
+        sql = (f"INSERT INTO {table} (site_id, day, a, b, c, {', '.join(metrics)}) "
+               f"SELECT site_id, day, {', '.join(_GROUPED[table])}, {', '.join(values)} "
+               "FROM rollup_bv WHERE 1 = 1")
+        out.append(sql + (_upsert(table, "site_id, day, a, b, c", metrics) if sqlite else
+                          f" GROUP BY site_id, day, {', '.join(_GROUPED[table])}"))
+    if sqlite:
+        return out + [f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) {rows}"
+                      + _upsert("rollup_dd", _DIM_KEY, _DIM_METRICS) for rows in _DIM_ROWS]
+    return out + [f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) SELECT {_DIM_KEY}, {_SUMS} "
+                  f"FROM ({' UNION ALL '.join(_DIM_ROWS)}) AS u ({_DIM_COLUMNS}) "
+                  f"GROUP BY {_DIM_KEY}"]
+
+
+_DIM_KEY = "site_id, dimension, day, value"
+_MONTH_COLUMNS = "site_id, dimension, month, value, visits, pageviews, bounces, duration_ms"
+_MONTH_KEY = "site_id, dimension, month, value"
+_DD = ", ".join(f"dd.{c}" for c in _DIM_COLUMNS.split(", "))
+_DD_MONTH = "dd.site_id, dd.dimension, SUBSTR(dd.day, 1, 7), dd.value"
+_DD_SUMS = "SUM(dd.visits), SUM(dd.pageviews), SUM(dd.bounces), SUM(dd.duration_ms)"
+_BY_SITE_DAY = ("FROM rollup_dd dd CROSS JOIN rollup_sd d "
+                "WHERE d.site_id = dd.site_id AND d.day = dd.day AND d.{flag} = {v}")
+
+
+def apply_sql(dialect: str) -> list[str]:
+    """Statements that add rollup_dd to rollup_dimensions and rollup_dimensions_month.
+
+    PostgreSQL: rows of site-days (site-months) never rolled up before cannot exist yet and
+    are plain INSERTs, half the cost of an upsert there; the rest are upserted, the month
+    rows summed by GROUP BY first (an upsert may not touch a row twice). SQLite: one upsert
+    each — the split gains nothing there, and since SQLite may update a row twice in one
+    statement the days of a month add up in place (no sort for a GROUP BY)."""
+    day_upsert = _upsert("rollup_dimensions", _DIM_KEY, _DIM_METRICS)
+    month_upsert = _upsert("rollup_dimensions_month", _MONTH_KEY, _DIM_METRICS)
+    if dialect == "sqlite":
+        return [
+            f"INSERT INTO rollup_dimensions ({_DIM_COLUMNS}) SELECT {_DIM_COLUMNS} "
+            f"FROM rollup_dd WHERE 1 = 1{day_upsert}",
+            f"INSERT INTO rollup_dimensions_month ({_MONTH_COLUMNS}) SELECT site_id, "
+            "dimension, SUBSTR(day, 1, 7), value, visits, pageviews, bounces, duration_ms "
+            f"FROM rollup_dd WHERE 1 = 1{month_upsert}",
+        ]
+    return [
+        f"INSERT INTO rollup_dimensions ({_DIM_COLUMNS}) SELECT {_DD} "
+        + _BY_SITE_DAY.format(flag="new", v=1),
+        f"INSERT INTO rollup_dimensions ({_DIM_COLUMNS}) SELECT {_DD} "
+        + _BY_SITE_DAY.format(flag="new", v=0) + day_upsert,
+        f"INSERT INTO rollup_dimensions_month ({_MONTH_COLUMNS}) SELECT {_DD_MONTH}, "
+        f"{_DD_SUMS} " + _BY_SITE_DAY.format(flag="new_month", v=1)
+        + f" GROUP BY {_DD_MONTH}",
+        f"INSERT INTO rollup_dimensions_month ({_MONTH_COLUMNS}) SELECT {_DD_MONTH}, "
+        f"{_DD_SUMS} " + _BY_SITE_DAY.format(flag="new_month", v=0)
+        + f" GROUP BY {_DD_MONTH}{month_upsert}",
+    ]
+
 
 _SITE_METRICS = ("visits", "visitors", "pageviews", "bounces", "duration_ms", "hits",
                  "events", "outlinks", "downloads")
@@ -319,8 +363,8 @@ SITE_DAY = (
     "FROM rollup_g4 GROUP BY site_id, day "
     "UNION ALL SELECT site_id, day, 0, 0, 0, 0, 0, SUM(n), SUM(events), SUM(outlinks), "
     "SUM(downloads) FROM rollup_vd GROUP BY site_id, day"
-    ") u GROUP BY site_id, day "
-    "ON CONFLICT (site_id, day) DO UPDATE SET " + _upsert_set("rollup_site_day", _SITE_METRICS)
+    ") u GROUP BY site_id, day"
+    + _upsert("rollup_site_day", "site_id, day", _SITE_METRICS)
 )
 
 # values the replaced visits no longer reach may now be all zero: only rows whose visits
@@ -348,9 +392,8 @@ SELECT site_id, day, dvc_service,
   SUM(CASE WHEN kind = 'rating' AND e_v >= 4 THEN 1 ELSE 0 END)
 {_BATCH_HITS} AND kind IN ('dvc', 'rating')
 GROUP BY site_id, day, dvc_service
-ON CONFLICT (site_id, day, service) DO UPDATE SET
-  {_upsert_set("rollup_dvc", ("views", "submissions", "other_steps", "ratings", "rating_sum",
-                              "ratings_good"))}
+{_upsert("rollup_dvc", "site_id, day, service", ("views", "submissions", "other_steps",
+                                                 "ratings", "rating_sum", "ratings_good"))}
 """
 
 _DOSSIER_METRICS = ("events", "received", "received_online", "received_in_person",
@@ -367,6 +410,5 @@ SELECT site_id, day, service, COUNT(*),
   SUM(CASE WHEN status = 3 THEN 1 ELSE 0 END)
 FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day
 GROUP BY site_id, day, service
-ON CONFLICT (site_id, day, service) DO UPDATE SET
-  {_upsert_set("rollup_dossiers", _DOSSIER_METRICS)}
+{_upsert("rollup_dossiers", "site_id, day, service", _DOSSIER_METRICS)}
 """
