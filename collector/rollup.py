@@ -156,8 +156,8 @@ async def _prepare(q: Queries, dialect: str) -> None:
 
 
 def cut_sessions(rows: list[tuple]) -> list[tuple]:
-    """Visits from hits ``(site_id, day, visitor, ts, id, code)`` in session order (code
-    2 page view, 1 other counted hit, 0 ping): the visits that count, as
+    """Visits from hits ``(site_id, day, visitor, ts, id, code)`` sorted in that order
+    (code 2 page view, 1 other counted hit, 0 ping): the visits that count, as
     ``rollup_sql.SV_COLUMNS`` tuples."""
     out: list[tuple] = []
     key: tuple = ()
@@ -210,7 +210,11 @@ async def _hits_batch(
             old = await q.fetch_rows(sql.OLD_VISITOR_DAYS)
             await q.execute_many(sql.DELETE_VISITS, [
                 {"site_id": site, "day": day, "visitor": visitor} for site, day, visitor in old])
-        visits = cut_sessions(await q.fetch_rows(sql.SLOW_HITS, p))
+        rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
+        if summary["old"]:
+            rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
+        rows.sort()  # session order: site, day, visitor, ts, id
+        visits = cut_sessions(rows)
         await q.insert_rows("rollup_sv", sql.SV_COLUMNS, visits)
         await q.execute(sql.SLOW_VISITS)
     await q.execute(sql.ADD_VISITS)

@@ -71,8 +71,8 @@ _WORK = {
     "rollup_sd": ("site_id {i} NOT NULL, day {t} NOT NULL, new {i} NOT NULL, "
                   "new_month {i} NOT NULL", "site_id, day"),
     # visitor-days whose visits are cut in Python (cut_sessions) from their raw hits
-    "rollup_slow": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL",
-                    "site_id, day, visitor"),
+    "rollup_slow": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
+                    "old {i} NOT NULL", "site_id, day, visitor"),
     # the visits cut_sessions found
     "rollup_sv": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
                   "start_ts {i} NOT NULL, end_ts {i} NOT NULL, first_visit {i} NOT NULL, "
@@ -206,7 +206,7 @@ WHERE {_ONE_VISIT} AND v.counted > 0
 """
 
 SLOW_VISITOR_DAYS = (
-    "INSERT INTO rollup_slow (site_id, day, visitor) SELECT site_id, day, visitor "
+    "INSERT INTO rollup_slow (site_id, day, visitor, old) SELECT site_id, day, visitor, old "
     f"FROM rollup_vd v WHERE NOT ({_ONE_VISIT})"
 )
 
@@ -224,15 +224,22 @@ DELETE_VISITS = (  # by key: one index look-up each
     "DELETE FROM visits WHERE site_id = :site_id AND day = :day AND visitor = :visitor"
 )
 
-# Every hit of the slow visitor-days up to :session_hi, in session order, for
-# cut_sessions. `rollup_slow p CROSS JOIN hits h`: SQLite keeps the written join order, so
-# the slow visitor-days drive index look-ups into hits (the order comes from the indexes).
-SLOW_HITS = (
-    "SELECT h.site_id, h.day, h.visitor, h.ts, h.id, "
-    "CASE h.kind WHEN 'pageview' THEN 2 WHEN 'ping' THEN 0 ELSE 1 END "
+# Every hit of the slow visitor-days up to :session_hi, for cut_sessions (which sorts
+# them). Those that are not old have all their hits in the batch: one pass over it;
+# old ones drive index look-ups into hits (`rollup_slow p CROSS JOIN hits h`: SQLite keeps
+# the written join order).
+_CODE = "CASE h.kind WHEN 'pageview' THEN 2 WHEN 'ping' THEN 0 ELSE 1 END"
+SLOW_HITS_NEW = (
+    f"SELECT h.site_id, h.day, h.visitor, h.ts, h.id, {_CODE} FROM hits h "
+    "WHERE h.id > :lo AND h.id <= :hi AND h.day >= :min_day AND EXISTS ("
+    "SELECT 1 FROM rollup_slow p WHERE p.site_id = h.site_id AND p.day = h.day "
+    "AND p.visitor = h.visitor AND p.old = 0)"
+)
+SLOW_HITS_OLD = (
+    f"SELECT h.site_id, h.day, h.visitor, h.ts, h.id, {_CODE} "
     "FROM rollup_slow p CROSS JOIN hits h "
-    "WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor "
-    "AND h.id <= :session_hi ORDER BY h.site_id, h.day, h.visitor, h.ts, h.id"
+    "WHERE p.old = 1 AND h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor "
+    "AND h.id <= :session_hi"
 )
 SV_COLUMNS = ("site_id", "day", "visitor", "start_ts", "end_ts", "first_visit", "hits",
               "pageviews", "entry_id", "exit_id")
