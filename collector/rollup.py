@@ -141,15 +141,23 @@ async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
 
 
 async def _prepare(q: Queries, dialect: str) -> None:
-    """Work tables (TEMP, per connection) exist and are empty."""
+    """The work tables (TEMP, per connection) exist and are empty."""
     if dialect == "sqlite":
         # the rollup's connection: sorts and temp tables in memory, a bigger page cache
         await q.execute("PRAGMA temp_store = MEMORY")
         await q.execute("PRAGMA cache_size = -65536")
+        found = await q.fetch_one(
+            "SELECT COUNT(*) AS n FROM sqlite_temp_master WHERE type = 'table' "
+            f"AND name IN ({', '.join(repr(t) for t in sql.WORK_TABLES)})")
     else:  # hash aggregations of a batch stay in memory
         await q.execute("SET LOCAL work_mem = '64MB'")
-    for ddl in sql.work_ddl(dialect):
-        await q.execute(ddl)
+        found = await q.fetch_one(
+            "SELECT COUNT(*) AS n FROM pg_tables "
+            "WHERE schemaname = pg_my_temp_schema()::regnamespace::text "
+            f"AND tablename IN ({', '.join(repr(t) for t in sql.WORK_TABLES)})")
+    if not found or found["n"] < len(sql.WORK_TABLES):
+        for ddl in sql.work_ddl(dialect):
+            await q.execute(ddl)
     if dialect == "sqlite":  # PostgreSQL empties them at commit
         for table in sql.WORK_TABLES:
             await q.execute(f"DELETE FROM {table}")
