@@ -78,7 +78,7 @@ from dataclasses import dataclass
 
 from collector import rollup_sql as sql
 from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
-from collector.store import Database, Queries
+from collector.store import Database, Params, Queries
 
 BATCH = 50_000  # SQLite: one batch holds the write lock, so ingest waits for it
 BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
@@ -140,27 +140,27 @@ async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
                     {"id": last_id, "name": name})
 
 
-async def _prepare(q: Queries, dialect: str) -> None:
-    """The work tables (TEMP, per connection) exist and are empty."""
+async def _prepare(q: Queries, dialect: str) -> list[tuple[str, Params]]:
+    """Statements that make the work tables (TEMP, per connection) exist and be empty."""
+    names = ", ".join(repr(t) for t in sql.WORK_TABLES)
     if dialect == "sqlite":
         # the rollup's connection: sorts and temp tables in memory, a bigger page cache
-        await q.execute("PRAGMA temp_store = MEMORY")
-        await q.execute("PRAGMA cache_size = -65536")
+        await q.execute_all([("PRAGMA temp_store = MEMORY", None),
+                             ("PRAGMA cache_size = -65536", None)])
+        found = await q.fetch_one("SELECT COUNT(*) AS n FROM sqlite_temp_master "
+                                  f"WHERE type = 'table' AND name IN ({names})")
+    else:
         found = await q.fetch_one(
-            "SELECT COUNT(*) AS n FROM sqlite_temp_master WHERE type = 'table' "
-            f"AND name IN ({', '.join(repr(t) for t in sql.WORK_TABLES)})")
-    else:  # hash aggregations of a batch stay in memory
-        await q.execute("SET LOCAL work_mem = '64MB'")
-        found = await q.fetch_one(
-            "SELECT COUNT(*) AS n FROM pg_tables "
-            "WHERE schemaname = pg_my_temp_schema()::regnamespace::text "
-            f"AND tablename IN ({', '.join(repr(t) for t in sql.WORK_TABLES)})")
+            "SELECT COUNT(*) AS n FROM pg_tables WHERE "
+            f"schemaname = pg_my_temp_schema()::regnamespace::text AND tablename IN ({names})")
+    steps: list[tuple[str, Params]] = []
     if not found or found["n"] < len(sql.WORK_TABLES):
-        for ddl in sql.work_ddl(dialect):
-            await q.execute(ddl)
+        steps += [(ddl, None) for ddl in sql.work_ddl(dialect)]
     if dialect == "sqlite":  # PostgreSQL empties them at commit
-        for table in sql.WORK_TABLES:
-            await q.execute(f"DELETE FROM {table}")
+        steps += [(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES]
+    else:  # hash aggregations of a batch stay in memory
+        steps.append(("SET LOCAL work_mem = '64MB'", None))
+    return steps
 
 
 def cut_sessions(rows: list[tuple]) -> list[tuple]:
@@ -200,38 +200,43 @@ async def _hits_batch(
     rebuilding = session_hi is not None
     p = {"lo": lo, "hi": hi, "min_day": min_day, "session_hi": hi if session_hi is None
          else session_hi}
-    await _prepare(q, dialect)
-    await q.execute(sql.VISITOR_DAYS_SQLITE if dialect == "sqlite" else sql.VISITOR_DAYS, p)
-    await q.execute(sql.SITE_DAYS)
-    await q.execute(sql.MARK_OLD_REBUILD if rebuilding else sql.MARK_OLD, p)
-    if hi >= sql.ID_SPAN:  # ORDER_KEY cannot name the entry/exit hit: every day takes the
-        await q.execute("UPDATE rollup_vd SET old = 1")  # exact slow path
+    await q.execute_all([
+        *await _prepare(q, dialect),
+        (sql.VISITOR_DAYS_SQLITE if dialect == "sqlite" else sql.VISITOR_DAYS, p),
+        (sql.SITE_DAYS, None),
+        (sql.MARK_OLD_REBUILD if rebuilding else sql.MARK_OLD, p),
+        # ORDER_KEY cannot name entry/exit hits above ID_SPAN: all take the exact slow path
+        *([("UPDATE rollup_vd SET old = 1", None)] if hi >= sql.ID_SPAN else []),
+    ])
     summary = await q.fetch_one(sql.SUMMARY)
     assert summary is not None
     report.hits += int(summary["hits"])
     report.visitor_days += int(summary["visitor_days"])
-    await q.execute(sql.FAST_VISITS, p)
+    steps: list[tuple[str, Params]] = [(sql.FAST_VISITS, p)]
     if summary["slow"]:
-        await q.execute(sql.SLOW_VISITOR_DAYS)
+        steps.append((sql.SLOW_VISITOR_DAYS, None))
         if summary["old"]:
-            await q.execute(sql.OLD_VISITS)
+            await q.execute_all([*steps, (sql.OLD_VISITS, None)])
             old = await q.fetch_rows(sql.OLD_VISITOR_DAYS)
             await q.execute_many(sql.DELETE_VISITS, [
                 {"site_id": site, "day": day, "visitor": visitor} for site, day, visitor in old])
+        else:
+            await q.execute_all(steps)
+        steps = []
         rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
         if summary["old"]:
             rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
         rows.sort()  # session order: site, day, visitor, ts, id
-        visits = cut_sessions(rows)
-        await q.insert_rows("rollup_sv", sql.SV_COLUMNS, visits)
-        await q.execute(sql.SLOW_VISITS)
-    await q.execute(sql.ADD_VISITS)
-    for statement in sql.dimension_sql(dialect):
-        await q.execute(statement, p)
-    for statement in sql.apply_sql(dialect):
-        await q.execute(statement)
-    await q.execute(sql.SITE_DAY)
-    await q.execute(sql.DVC, p)
+        await q.insert_rows("rollup_sv", sql.SV_COLUMNS, cut_sessions(rows))
+        steps.append((sql.SLOW_VISITS, None))
+    await q.execute_all([
+        *steps,
+        (sql.ADD_VISITS, None),
+        *((statement, p) for statement in sql.dimension_sql(dialect)),
+        *((statement, None) for statement in sql.apply_sql(dialect)),
+        (sql.SITE_DAY, None),
+        (sql.DVC, p),
+    ])
     if summary["old"]:  # visits were replaced: values they no longer reach may be all zero
         shrunk = await q.fetch_rows(sql.SHRUNK)
         if shrunk:

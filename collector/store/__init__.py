@@ -30,6 +30,10 @@ class Queries(Protocol):
     async def execute(self, sql: str, params: Params = None) -> int: ...
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None: ...
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Execute several statements in order, in one go (SQLite: one thread hop instead
+        of one per statement)."""
+
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Like :meth:`fetch_all`, as tuples in column order (no dict per row: for bulk
         reads such as the rollup's)."""

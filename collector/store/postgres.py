@@ -212,6 +212,11 @@ class _Queries:
         if records:
             await self._conn.executemany(text, records)
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        for sql, params in statements:
+            text, args = _args(sql, params)
+            await self._conn.execute(text, *args)
+
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         text, args = _args(sql, params)
         return [tuple(r) for r in await self._conn.fetch(text, *args)]
@@ -277,6 +282,10 @@ class PostgresDatabase:
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await _Queries(conn).execute_many(sql, rows)
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _Queries(conn).execute_all(statements)
 
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         async with self.pool.acquire() as conn:

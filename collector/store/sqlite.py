@@ -94,6 +94,13 @@ class _Queries:
         rows = list(rows)
         await self._conn.run(lambda c: c.executemany(sql, rows))
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        def run(c: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                c.execute(sql, params or {})
+
+        await self._conn.run(run)
+
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         def rows(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
             cur = c.execute(sql, params or {})
@@ -153,6 +160,10 @@ class SQLiteDatabase:
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
         async with self._borrow() as conn:
             await _Queries(conn).execute_many(sql, rows)
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        async with self._borrow() as conn:
+            await _Queries(conn).execute_all(statements)
 
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         async with self._borrow() as conn:
