@@ -7,8 +7,9 @@ nothing and counts nothing twice, and a second run with no new rows does nothing
 
 Tables written: ``visits`` (session state), ``rollup_site_day``, ``rollup_dimensions``
 and ``rollup_dimensions_month`` (the same per calendar month, for long ranges),
-``rollup_dvc``, ``rollup_dossiers``; ``rollup_pending``, ``rollup_visit_delta`` and
-``rollup_dim_delta`` are work tables emptied within each batch.
+``rollup_dvc``, ``rollup_dossiers``. Work tables are TEMP tables of the rollup's
+connection (``collector/rollup_sql.py``, which holds all the SQL); the old work tables of
+0002 (``rollup_pending``, ``rollup_visit_delta``, ``rollup_dim_delta``) are no longer used.
 
 Sessions. A visit is a run of hits of one visitor on one site with no gap over 30 minutes
 (a gap of exactly 30:00 continues the visit). Visitor ids are hashed with a salt that
@@ -19,15 +20,31 @@ Bounce = a visit with exactly one page view. Entry/exit page = path of the visit
 last hit; source, referrer, campaign, browser, OS, device, province and hour are those of
 its first hit.
 
-Late events. Sessions depend on every hit of a visitor-day, so the rollup keeps one row
-per visit (``visits``). A batch collects the visitor-days its new hits touch, removes their
-old visits (subtracting their contribution from the rollups), recomputes their visits from
-raw hits with window functions, and adds the new contribution. A hit arriving after its
-day was rolled up therefore changes exactly what it should (e.g. merges two visits), and
-one run or many small runs give identical tables (tests/test_rollup_property.py).
-Counters that do not depend on sessions (page views per path, DVC steps, ratings,
-events) are simply added per batch. The visitor-day look-ups use the index
-``hits_visitor_day`` — the price of exact late events is one more index on ``hits``.
+A batch, step by step:
+
+1. Its hits are summed per visitor-day (``rollup_vd``: counts, first/last ts, and the
+   first/last hit by (ts, id) as MIN/MAX of one integer, ``rollup_sql.ORDER_KEY``).
+2. A visitor-day is *old* if hits outside the batch belong to it (already counted: a late
+   hit, or a visit going on across batches); only visitor-days of site-days rolled up
+   before need that index probe.
+3. Fast path — a new visitor-day whose hits span at most 30 minutes of one local day is
+   exactly one visit: its row comes straight from the sums plus two look-ups by id (entry
+   and exit hit). No window functions, nothing to subtract. Most visitor-days take it.
+4. Exact path — every other visitor-day (old, or several visits) is cut in Python
+   (:func:`cut_sessions`) from all its raw hits; the visits it had are subtracted (sign
+   -1) and deleted, the new ones added (sign +1). A hit arriving after its day was rolled
+   up therefore changes exactly what it should (e.g. merges two visits), and one run or
+   many small runs give identical tables (tests/test_rollup_property.py).
+5. Dimension deltas are summed from the batch's signed visits (and page views from its
+   hits) into ``rollup_dd``: correlated dimensions once per combination (source, referrer,
+   campaign; browser, OS, device), SQLite by one upsert per row into keyed TEMP tables
+   (it has no hash aggregation; its GROUP BY sorts and costs ~1.4× as much), PostgreSQL
+   by GROUP BY. They are then added to the daily and monthly tables; values that replaced
+   visits no longer reach are deleted when all zero. Site, DVC and dossier counters that do
+   not depend on sessions are added per batch.
+
+The visitor-day look-ups use the index ``hits_visitor_day`` — the price of exact late
+events is one more index on ``hits``.
 
 Referrer sources: ``campaign`` (any utm_*/mtm_* parameter), ``direct`` (no referrer, or
 the site's own host), ``gov`` (``*.gov.vn``: other government portals), ``search``,
@@ -42,31 +59,24 @@ collectors commit them out of order. A run only reads ids up to ``db.horizon(tab
 the store waits for inserts in flight (an insert barrier lock, see
 ``collector/store/postgres.py``) and returns the id below which nothing can still
 appear — exact, no time lag. Several rollup runners serialise on the watermark row
-(``_lock_watermark``). SQLite has one writer, ids commit in order: horizon = max(id).
+(``_lock_watermark``); each has its own TEMP work tables. SQLite has one writer, ids
+commit in order: horizon = max(id).
 
-All SQL is portable (SQLite ≥ 3.40, PostgreSQL 15): window functions, upserts, no date
-functions — days are computed at ingest.
+All SQL is plain (SQLite ≥ 3.40, PostgreSQL 15): upserts, no date functions — days are
+computed at ingest. Where the two engines differ in what is cheap, the statement differs
+(``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
 
-Speed (bench/rollup.py, 300k events over 200 sites × 10 days; 2 cores shared with other
-work, so compare CPU time or same-conditions pairs): ~30-40k events/s on SQLite, ~20-30k
-on PostgreSQL, far from 200k/s. SQLite CPU of a full run (~5.9 s): the session query 2.7
-(window functions cost ~1 µs per function per row; it also inserts ~87k visits), the ten
-dimension GROUP BYs 1.1, upserting ~180k daily and the monthly dimension rows 0.9, the rest
-(pending visitor-days, deltas, site and DVC counters) 1.2. PostgreSQL: each upserted row
-costs ~17 µs, and the monthly table is upserted once per batch for every value the batch
-touches, so fewer, larger batches help there (one 300k batch instead of six of 50k:
-10.7 → 9.0 s and 10.0 → 5.8 s); on SQLite a long batch would hold the single write lock
-and stall ingest, and gains only ~3 %. Measured and dropped (2026-11): sessions cut in
-Python from one ordered read (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSERT per
-visit costs ~57 µs there); everything in Python with dimensions summed in dicts (+15 %
-CPU: each row crossing into Python costs ~3 µs here, as a dict); multi-row VALUES inserts
-(PostgreSQL hash-joins all hits when joined to them; SQLite looks bound parameter names up
-linearly, so 19 named parameters × many rows is quadratic); sessions as LAG/LEAD + a
-running visit number + GROUP BY per visit (3 window functions instead of ~7, but the
-GROUP BY sort costs more: +5 % CPU on SQLite, +5-9 % wall on PostgreSQL). The cost is rows written —
-one per visit and per dimension value per batch; real gains need a store or schema
-change (tuples from fetch_all, a larger SQLite page cache: ~8 %, a set-based visits work
-table, or the monthly table summed after a catch-up instead of per batch).
+Speed — {SPEED}
+
+Measured and dropped (2026-11, previous rollup): sessions cut in Python from one ordered
+read of every hit (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSERT per visit costs
+~57 µs there); everything in Python with dimensions summed in dicts (+15 % CPU: each row
+crossing into Python costs ~3 µs here, as a dict); multi-row VALUES inserts (PostgreSQL
+hash-joins all hits when joined to them; SQLite looks bound parameter names up linearly,
+so 19 named parameters × many rows is quadratic); sessions as LAG/LEAD + a running visit
+number + GROUP BY per visit (+5 % CPU on SQLite, +5-9 % wall on PostgreSQL).
+
+Measured and dropped (2026-12): {DROPPED}
 """
 
 from __future__ import annotations
@@ -319,7 +329,7 @@ async def rollup(
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
-    batch = batch or default_batch(db.dialect)
+    batch = min(batch or default_batch(db.dialect), sql.MAX_BATCH)
     report = RollupReport()
     await _run_table(db, "hits", report, batch, progress, now_ms)
     await _run_table(db, "dossiers", report, batch, progress, now_ms)
@@ -345,7 +355,7 @@ async def rebuild(
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
-    batch = batch or default_batch(db.dialect)
+    batch = min(batch or default_batch(db.dialect), sql.MAX_BATCH)
     await rollup(db, batch)  # count everything first
     since = since[:8] + "01"  # whole months, so the monthly table is recounted exactly
     oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")
