@@ -194,3 +194,14 @@ async def test_ids_beyond_the_order_key_take_the_exact_path(db: Database) -> Non
     report = await rollup(db, batch=5)
     assert report.hits == len(DAY)
     assert await snapshot(db) == expected
+
+
+async def test_store_bulk_helpers_the_rollup_uses(db: Database) -> None:
+    await db.execute_all([
+        ("CREATE TABLE bulk_t (a INTEGER NOT NULL, b TEXT NOT NULL)", None),
+        ("INSERT INTO bulk_t (a, b) VALUES (:a, 'x')", {"a": 1}),
+    ])
+    await db.insert_rows("bulk_t", ("a", "b"), [(2, "y"), (3, "z")])
+    await db.insert_rows("bulk_t", ("a", "b"), [])
+    assert await db.fetch_rows("SELECT a, b FROM bulk_t ORDER BY a") == [
+        (1, "x"), (2, "y"), (3, "z")]

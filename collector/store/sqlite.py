@@ -162,8 +162,8 @@ class SQLiteDatabase:
             await _Queries(conn).execute_many(sql, rows)
 
     async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
-        async with self._borrow() as conn:
-            await _Queries(conn).execute_all(statements)
+        async with self.transaction() as q:
+            await q.execute_all(statements)
 
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         async with self._borrow() as conn:
@@ -172,8 +172,8 @@ class SQLiteDatabase:
     async def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        async with self._borrow() as conn:
-            await _Queries(conn).insert_rows(table, columns, rows)
+        async with self.transaction() as q:
+            await q.insert_rows(table, columns, rows)
 
     async def horizon(self, table: str = "hits") -> int:
         """The highest committed id of ``table``: SQLite assigns ids under its single write
