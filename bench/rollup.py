@@ -3,7 +3,7 @@
     .venv/bin/python bench/rollup.py                 # 300k events, 200 sites, 10 days
     .venv/bin/python bench/rollup.py --events 1000000 --days 30
     .venv/bin/python bench/rollup.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
-    .venv/bin/python bench/rollup.py --batch 300000   # rows per rollup transaction
+    .venv/bin/python bench/rollup.py --batch 10000    # rows per rollup transaction
 
 1. Generates ``--events`` synthetic hits (sessions with gaps, pings, DVC steps, ratings,
    referrers, campaigns, devices, provinces) over ``--sites`` sites and ``--days`` days,
@@ -11,10 +11,12 @@
    (or a temporary PostgreSQL database with ``--database-url``).
 2. Times a full rollup (events/s; target ≥ 200,000/s) and an incremental one over 1 % new
    events (target: cost proportional to new events, i.e. ratio ≈ 0.01), in ``--batch``
-   rows per transaction (default 50,000, as ``giamsat rollup``). Also prints the CPU time
-   of this process (the rollup itself plus, for SQLite, the database): on a shared,
-   loaded machine it varies far less between runs than wall time — compare before/after
-   on it. (PostgreSQL's server CPU is not included.)
+   rows per transaction (default: the backend's, ``collector.rollup.default_batch``).
+   Also prints the CPU time of this process (the rollup itself plus, for SQLite, the
+   database): on a shared, loaded machine it varies far less between runs than wall time
+   — compare before/after on it. (PostgreSQL's server CPU is not included.) On
+   PostgreSQL the freshly written hits are ANALYZEd first, as autovacuum would have done
+   by the time a real rollup runs (without statistics the planner guesses 100 rows).
 3. Dashboard: one site at ``--per-day`` events/day (default 100,000) for one day, rolled
    up for real, its rollup rows copied to 365 days; then times the metrics API answering
    a 365-day site dashboard (totals + comparison, daily series, top-10 of every
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collector import metrics  # noqa: E402
 from collector.registry import load_agencies, make_site, save_site  # noqa: E402
-from collector.rollup import rollup  # noqa: E402
+from collector.rollup import default_batch, rollup  # noqa: E402
 from collector.store import HIT_COLUMNS, Database, open_database  # noqa: E402
 from collector.tracking import local_day  # noqa: E402
 
@@ -155,8 +157,11 @@ async def bench_rollup(args: argparse.Namespace, folder: str) -> None:
         rows = make_hits(rng, site_ids, day, per_site, 300, 0)
         await write(db, rows)
         total += len(rows)
+    if db.dialect == "postgres":
+        await db.execute("ANALYZE hits")
+    batch = args.batch or default_batch(db.dialect)
     print(f"generated {total:,} events ({args.sites} sites × {args.days} days) "
-          f"in {time.perf_counter() - t0:.1f} s")
+          f"in {time.perf_counter() - t0:.1f} s; batches of {batch:,} rows")
 
     cpu = time.process_time()
     full = await rollup(db, args.batch)
@@ -251,8 +256,8 @@ def main() -> None:
     p.add_argument("--database-url", default="",
                    help="postgresql://…/postgres to bench PostgreSQL (temporary databases "
                         "are created and dropped); default: SQLite files in a temp folder")
-    p.add_argument("--batch", type=int, default=50_000,
-                   help="rows per rollup transaction (giamsat rollup --batch)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="rows per rollup transaction (default: the backend's)")
     p.add_argument("--per-day", type=int, default=100_000)
     p.add_argument("--skip-rollup", action="store_true")
     p.add_argument("--skip-dashboard", action="store_true")

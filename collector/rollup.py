@@ -7,8 +7,9 @@ nothing and counts nothing twice, and a second run with no new rows does nothing
 
 Tables written: ``visits`` (session state), ``rollup_site_day``, ``rollup_dimensions``
 and ``rollup_dimensions_month`` (the same per calendar month, for long ranges),
-``rollup_dvc``, ``rollup_dossiers``; ``rollup_pending``, ``rollup_visit_delta`` and
-``rollup_dim_delta`` are work tables emptied within each batch.
+``rollup_dvc``, ``rollup_dossiers``. Work tables are TEMP tables of the rollup's
+connection (``collector/rollup_sql.py``, which holds all the SQL); the old work tables of
+0002 (``rollup_pending``, ``rollup_visit_delta``, ``rollup_dim_delta``) are no longer used.
 
 Sessions. A visit is a run of hits of one visitor on one site with no gap over 30 minutes
 (a gap of exactly 30:00 continues the visit). Visitor ids are hashed with a salt that
@@ -19,15 +20,31 @@ Bounce = a visit with exactly one page view. Entry/exit page = path of the visit
 last hit; source, referrer, campaign, browser, OS, device, province and hour are those of
 its first hit.
 
-Late events. Sessions depend on every hit of a visitor-day, so the rollup keeps one row
-per visit (``visits``). A batch collects the visitor-days its new hits touch, removes their
-old visits (subtracting their contribution from the rollups), recomputes their visits from
-raw hits with window functions, and adds the new contribution. A hit arriving after its
-day was rolled up therefore changes exactly what it should (e.g. merges two visits), and
-one run or many small runs give identical tables (tests/test_rollup_property.py).
-Counters that do not depend on sessions (page views per path, DVC steps, ratings,
-events) are simply added per batch. The visitor-day look-ups use the index
-``hits_visitor_day`` — the price of exact late events is one more index on ``hits``.
+A batch, step by step:
+
+1. Its hits are summed per visitor-day (``rollup_vd``: counts, first/last ts, and the
+   first/last hit by (ts, id) as MIN/MAX of one integer, ``rollup_sql.ORDER_KEY``).
+2. A visitor-day is *old* if hits outside the batch belong to it (already counted: a late
+   hit, or a visit going on across batches); only visitor-days of site-days rolled up
+   before need that index probe.
+3. Fast path — a new visitor-day whose hits span at most 30 minutes of one local day is
+   exactly one visit: its row comes straight from the sums plus two look-ups by id (entry
+   and exit hit). No window functions, nothing to subtract. Most visitor-days take it.
+4. Exact path — every other visitor-day (old, or several visits) is cut in Python
+   (:func:`cut_sessions`) from all its raw hits; the visits it had are subtracted (sign
+   -1) and deleted, the new ones added (sign +1). A hit arriving after its day was rolled
+   up therefore changes exactly what it should (e.g. merges two visits), and one run or
+   many small runs give identical tables (tests/test_rollup_property.py).
+5. Dimension deltas are summed from the batch's signed visits (and page views from its
+   hits) into ``rollup_dd``: correlated dimensions once per combination (source, referrer,
+   campaign; browser, OS, device), SQLite by one upsert per row into keyed TEMP tables
+   (it has no hash aggregation; its GROUP BY sorts, which costs more), PostgreSQL by
+   GROUP BY. They are then added to the daily and monthly tables; values that replaced
+   visits no longer reach are deleted when all zero. Site, DVC and dossier counters that do
+   not depend on sessions are added per batch.
+
+The visitor-day look-ups use the index ``hits_visitor_day`` — the price of exact late
+events is one more index on ``hits``.
 
 Referrer sources: ``campaign`` (any utm_*/mtm_* parameter), ``direct`` (no referrer, or
 the site's own host), ``gov`` (``*.gov.vn``: other government portals), ``search``,
@@ -42,31 +59,62 @@ collectors commit them out of order. A run only reads ids up to ``db.horizon(tab
 the store waits for inserts in flight (an insert barrier lock, see
 ``collector/store/postgres.py``) and returns the id below which nothing can still
 appear — exact, no time lag. Several rollup runners serialise on the watermark row
-(``_lock_watermark``). SQLite has one writer, ids commit in order: horizon = max(id).
+(``_lock_watermark``); each has its own TEMP work tables. SQLite has one writer, ids
+commit in order: horizon = max(id).
 
-All SQL is portable (SQLite ≥ 3.40, PostgreSQL 15): window functions, upserts, no date
-functions — days are computed at ingest.
+All SQL is plain (SQLite ≥ 3.40, PostgreSQL 15): upserts, no date functions — days are
+computed at ingest. Where the two engines differ in what is cheap, the statement differs
+(``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
 
-Speed (bench/rollup.py, 300k events over 200 sites × 10 days; 2 cores shared with other
-work, so compare CPU time or same-conditions pairs): ~30-40k events/s on SQLite, ~20-30k
-on PostgreSQL, far from 200k/s. SQLite CPU of a full run (~5.9 s): the session query 2.7
-(window functions cost ~1 µs per function per row; it also inserts ~87k visits), the ten
-dimension GROUP BYs 1.1, upserting ~180k daily and the monthly dimension rows 0.9, the rest
-(pending visitor-days, deltas, site and DVC counters) 1.2. PostgreSQL: each upserted row
-costs ~17 µs, and the monthly table is upserted once per batch for every value the batch
-touches, so fewer, larger batches help there (one 300k batch instead of six of 50k:
-10.7 → 9.0 s and 10.0 → 5.8 s); on SQLite a long batch would hold the single write lock
-and stall ingest, and gains only ~3 %. Measured and dropped (2026-11): sessions cut in
-Python from one ordered read (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSERT per
-visit costs ~57 µs there); everything in Python with dimensions summed in dicts (+15 %
-CPU: each row crossing into Python costs ~3 µs here, as a dict); multi-row VALUES inserts
-(PostgreSQL hash-joins all hits when joined to them; SQLite looks bound parameter names up
-linearly, so 19 named parameters × many rows is quadratic); sessions as LAG/LEAD + a
-running visit number + GROUP BY per visit (3 window functions instead of ~7, but the
-GROUP BY sort costs more: +5 % CPU on SQLite, +5-9 % wall on PostgreSQL). The cost is rows written —
-one per visit and per dimension value per batch; real gains need a store or schema
-change (tuples from fetch_all, a larger SQLite page cache: ~8 %, a set-based visits work
-table, or the monthly table summed after a catch-up instead of per batch).
+Speed — bench/rollup.py, 300k events over 200 sites × 10 days (150 events per site-day:
+~87k visits, ~180k daily dimension rows — the worst case for rows per event); 2 cores
+shared with other sessions, load 1-12 during these runs, so CPU time and interleaved
+same-run pairs, not wall time, decide. 2026-12-01, quiet moment (load ~1), before → after:
+SQLite 23.6k → 39.8k events/s (process CPU 12.0 → 7.0 s); PostgreSQL 16.9k → 37.7k
+events/s (500k-row batches, hits ANALYZEd first; with the old code in one batch and
+ANALYZEd too, server + client CPU 13.9 → 11.5 s: on PostgreSQL most of the gain is the
+batch size). Far from the 200k/s target: the floor of this design here is ~6 upserts per
+hit (visitor-day, page, 10 dimension rows per visit × 0.29 visits per hit, daily and
+monthly rows), and one SQLite upsert costs ~12-15k instructions (callgrind) ≈ 3-4 µs on
+this machine; PostgreSQL's ~8 µs per inserted row (~25 µs per upserted one). SQLite CPU of
+a full run now (7.1 s): visitor-day sums 1.0, page views 0.75, daily rows 0.6, monthly
+0.55, reading the slow visitor-days' hits 0.5, fast visits 0.4, the other visit
+dimensions 1.3, visits 0.25, DVC 0.2, the rest ~1.2 (Python cut_sessions 0.1).
+Incremental runs cost ~0.2-0.3 s for 3,000 new events (ratio 0.02-0.05 of a full run,
+noisy): every new value lands on its own leaf page of the (site, dimension, …) B-trees,
+so a small batch writes about one page per row where a big one shares pages. 365-day site
+dashboard at 100k events/day: 34 ms median (the reads are unchanged).
+
+Measured and dropped (2026-11, previous rollup): sessions cut in Python from one ordered
+read of every hit (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSERT per visit costs
+~57 µs there); everything in Python with dimensions summed in dicts (+15 % CPU: each row
+crossing into Python costs ~3 µs here, as a dict); multi-row VALUES inserts (PostgreSQL
+hash-joins all hits when joined to them; SQLite looks bound parameter names up linearly,
+so 19 named parameters × many rows is quadratic); sessions as LAG/LEAD + a running visit
+number + GROUP BY per visit (+5 % CPU on SQLite, +5-9 % wall on PostgreSQL).
+
+Measured and dropped (2026-12): dimension rows summed in Python over tuples
+(``fetch_rows``): 87k visits cross in 0.43 s and their 870k dict updates take 0.82 s, no
+cheaper than SQLite's upserts; GROUP BY for the visitor-day sums on SQLite (a sort of
+every hit: 4.6 G instructions vs 4.45 G for the upsert, and slower in time); one GROUP BY
+per dimension over the batch's visits on SQLite (1.50 vs 1.32 s CPU for 60k events);
+aggregating in the order of the hits_visitor_day index to skip the sort (the row look-ups
+for ``kind`` cost more: 1.3 vs 1.2 s for 300k hits); window functions over a sorted,
+clustered TEMP copy of the batch (sort-free, but LAG + LEAD alone cost 1.1 s per 300k
+hits); rowid instead of WITHOUT ROWID work tables (+3-4 % CPU); WITHOUT ROWID
+``rollup_dimensions`` / ``visits`` through a migration (no difference); page views by
+GROUP BY (same); plain INSERTs for new site-days on SQLite (no gain there, kept on
+PostgreSQL: 3.2 → 2.8 s for 60k events); the monthly rows summed by GROUP BY on SQLite
+(1.43 vs 1.22 s: per-row upserts kept); visitor first in the visitor-day key (-11 %
+instructions for that upsert alone, but the per-site-day steps would then sort it);
+PostgreSQL: ANALYZE of the TEMP tables (the fast-path filter is an expression, the estimate stays
+128 rows), ``enable_nestloop = off`` for the entry/exit look-ups (1.36 → 0.89 s per 300k
+events, but a planner override: not kept), ``synchronous_commit = off`` and
+``temp_buffers = 128MB`` (within noise). Not tried: summing the monthly table once per
+run (per batch it costs about what the daily rows cost, and a pending table committed per
+batch would write as many rows); ``kind`` in ``hits_visitor_day`` (makes the slow path's
+reads index-only, −0.4 s per 300k, at a cost on every ingested hit); running a batch's
+computation outside the write lock (needs one connection across two transactions).
 """
 
 from __future__ import annotations
@@ -76,31 +124,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collector.store import Database, Queries
+from collector import rollup_sql as sql
+from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
+from collector.store import Database, Params, Queries
 
-GAP_MS = 30 * 60 * 1000
-TZ_OFFSET_MS = 7 * 3600 * 1000
-BATCH = 50_000
-
-SEARCH_HOSTS = (
-    "bing.com", "coccoc.com", "duckduckgo.com", "baidu.com", "search.yahoo.com",
-    "yahoo.com", "yandex.com", "yandex.ru", "ecosia.org", "search.brave.com", "ask.com",
-    "naver.com", "qwant.com", "startpage.com", "com.google.android.googlequicksearchbox",
-)
-SEARCH_PREFIXES = ("google.",)  # google.com, google.com.vn, …
-SOCIAL_HOSTS = (
-    "facebook.com", "m.facebook.com", "l.facebook.com", "lm.facebook.com", "fb.com",
-    "zalo.me", "chat.zalo.me", "id.zalo.me", "youtube.com", "m.youtube.com", "youtu.be",
-    "tiktok.com", "twitter.com", "x.com", "t.co", "linkedin.com", "lnkd.in",
-    "instagram.com", "l.instagram.com", "threads.net", "reddit.com", "pinterest.com",
-    "t.me", "telegram.org", "messenger.com", "com.facebook.katana", "com.zing.zalo",
-)
+BATCH = 50_000  # SQLite: one batch holds the write lock, so ingest waits for it
+BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
+                          # each monthly row once instead of once per batch
 SOURCES = ("direct", "search", "social", "gov", "campaign", "other")
 
 
 def classify_source(ref_host: str, host: str, utm_source: str = "", utm_medium: str = "",
                     utm_campaign: str = "") -> str:
-    """The referrer source class of a hit (the Python twin of :data:`SOURCE_SQL`)."""
+    """The referrer source class of a hit (the Python twin of ``rollup_sql.SOURCE_SQL``)."""
     if utm_source or utm_medium or utm_campaign:
         return "campaign"
     if not ref_host or ref_host == host:
@@ -113,239 +149,6 @@ def classify_source(ref_host: str, host: str, utm_source: str = "", utm_medium: 
         return "social"
     return "other"
 
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"  # constants, no user input
-
-
-SOURCE_SQL = (  # over the visit's entry hit `e`
-    "CASE WHEN e.utm_source <> '' OR e.utm_medium <> '' OR e.utm_campaign <> '' "
-    "THEN 'campaign' "
-    "WHEN e.ref_host = '' OR e.ref_host = e.host THEN 'direct' "
-    "WHEN e.ref_host = 'gov.vn' OR e.ref_host LIKE '%.gov.vn' THEN 'gov' "
-    f"WHEN {_in('e.ref_host', SEARCH_HOSTS)} "
-    + "".join(f"OR e.ref_host LIKE '{p}%' " for p in SEARCH_PREFIXES)
-    + "THEN 'search' "
-    f"WHEN {_in('e.ref_host', SOCIAL_HOSTS)} THEN 'social' ELSE 'other' END"
-)
-
-VISIT_COLUMNS = (
-    "site_id, day, visitor, start_ts, end_ts, first_visit, hits, pageviews, bounce, "
-    "entry_path, exit_path, source, referrer, campaign, browser, os, device, province, hour"
-)
-
-# Recompute every visit of the pending visitor-days from raw hits (ids <= :hi), in two
-# window passes over narrow rows: (1) over every hit, flag visit starts (gap before > 30
-# min) and ends (gap after > 30 min) and keep running counts of hits, page views and
-# non-ping hits; (2) over start/end rows only, pair each start with its end — the counts
-# of a visit are differences of the running counts. Then look up the entry and exit hits
-# by id for their attributes. A visit counts if it holds a non-ping hit; it is the
-# visitor's first of the day if no non-ping hit came before it.
-# `rollup_pending p CROSS JOIN hits h`: SQLite keeps the written join order, so the few
-# pending visitor-days drive index look-ups into hits (never a scan of all hits);
-# PostgreSQL plans it as an ordinary inner join.
-_SESSIONS = f"""
-INSERT INTO visits ({VISIT_COLUMNS})
-SELECT v.site_id, v.day, v.visitor, v.start_ts, v.end_ts,
-  CASE WHEN v.counted_before = 0 THEN 1 ELSE 0 END, v.hits, v.pageviews,
-  CASE WHEN v.pageviews = 1 THEN 1 ELSE 0 END, e.path, x.path,
-  {SOURCE_SQL}, CASE WHEN e.ref_host = e.host THEN '' ELSE e.ref_host END,
-  e.utm_campaign, e.browser, e.os, e.device, e.province,
-  ((v.start_ts + {TZ_OFFSET_MS}) / 3600000) % 24
-FROM (
-  SELECT b.site_id, b.day, b.visitor, b.ts AS start_ts, b.id AS entry_id,
-    CASE WHEN b.last_hit = 1 THEN b.ts ELSE b.next_ts END AS end_ts,
-    CASE WHEN b.last_hit = 1 THEN b.id ELSE b.next_id END AS exit_id,
-    CASE WHEN b.last_hit = 1 THEN 1 ELSE b.next_n - b.n + 1 END AS hits,
-    CASE WHEN b.last_hit = 1 THEN b.pv ELSE b.next_pvs - b.pvs + b.pv END AS pageviews,
-    CASE WHEN b.last_hit = 1 THEN b.counts ELSE b.next_cs - b.cs + b.counts END AS counted,
-    b.cs - b.counts AS counted_before
-  FROM (
-    SELECT a.*, LEAD(a.ts) OVER w2 AS next_ts, LEAD(a.id) OVER w2 AS next_id,
-      LEAD(a.n) OVER w2 AS next_n, LEAD(a.pvs) OVER w2 AS next_pvs,
-      LEAD(a.cs) OVER w2 AS next_cs
-    FROM (
-      SELECT h.id, h.site_id, h.day, h.visitor, h.ts,
-        CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END AS pv,
-        CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END AS counts,
-        ROW_NUMBER() OVER w AS n,
-        SUM(CASE WHEN h.kind = 'pageview' THEN 1 ELSE 0 END) OVER w AS pvs,
-        SUM(CASE WHEN h.kind = 'ping' THEN 0 ELSE 1 END) OVER w AS cs,
-        CASE WHEN h.ts - LAG(h.ts) OVER w <= {GAP_MS} THEN 0 ELSE 1 END AS new_visit,
-        CASE WHEN LEAD(h.ts) OVER w - h.ts <= {GAP_MS} THEN 0 ELSE 1 END AS last_hit
-      FROM rollup_pending p CROSS JOIN hits h
-      WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor
-        AND h.id <= :hi
-      WINDOW w AS (PARTITION BY h.site_id, h.day, h.visitor ORDER BY h.ts, h.id)
-    ) a
-    WHERE a.new_visit = 1 OR a.last_hit = 1
-    WINDOW w2 AS (PARTITION BY a.site_id, a.day, a.visitor ORDER BY a.ts, a.id)
-  ) b
-  WHERE b.new_visit = 1
-) v CROSS JOIN hits e CROSS JOIN hits x
-WHERE v.counted > 0 AND e.id = v.entry_id AND x.id = v.exit_id
-"""
-
-_DELTA = (
-    "INSERT INTO rollup_visit_delta (sign, site_id, day, first_visit, pageviews, bounce, "
-    "duration, entry_path, exit_path, source, referrer, campaign, browser, os, device, "
-    "province, hour) "
-    "SELECT {sign}, v.site_id, v.day, v.first_visit, v.pageviews, v.bounce, "
-    "v.end_ts - v.start_ts, v.entry_path, v.exit_path, v.source, v.referrer, v.campaign, "
-    "v.browser, v.os, v.device, v.province, v.hour "
-    "FROM rollup_pending p CROSS JOIN visits v "
-    "WHERE v.site_id = p.site_id AND v.day = p.day AND v.visitor = p.visitor"
-)
-
-# visitor-days that already have visits (their rows are replaced); deleted by key, one
-# index look-up each (a correlated DELETE would scan the whole visits table on SQLite)
-_OLD_VISITOR_DAYS = (
-    "SELECT DISTINCT v.site_id, v.day, v.visitor FROM rollup_pending p CROSS JOIN visits v "
-    "WHERE v.site_id = p.site_id AND v.day = p.day AND v.visitor = p.visitor"
-)
-_DELETE_VISITS = (
-    "DELETE FROM visits WHERE site_id = :site_id AND day = :day AND visitor = :visitor"
-)
-
-_SITE_DAY_VISITS = """
-INSERT INTO rollup_site_day (site_id, day, visits, visitors, pageviews, bounces, duration_ms)
-SELECT site_id, day, SUM(sign), SUM(sign * first_visit), SUM(sign * pageviews),
-       SUM(sign * bounce), SUM(sign * duration)
-FROM rollup_visit_delta WHERE 1 = 1 GROUP BY site_id, day
-ON CONFLICT (site_id, day) DO UPDATE SET
-  visits = rollup_site_day.visits + excluded.visits,
-  visitors = rollup_site_day.visitors + excluded.visitors,
-  pageviews = rollup_site_day.pageviews + excluded.pageviews,
-  bounces = rollup_site_day.bounces + excluded.bounces,
-  duration_ms = rollup_site_day.duration_ms + excluded.duration_ms
-"""
-
-_SITE_DAY_HITS = """
-INSERT INTO rollup_site_day (site_id, day, hits, events, outlinks, downloads)
-SELECT site_id, day, COUNT(*),
-  SUM(CASE WHEN kind IN ('event', 'dvc', 'rating') THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind = 'outlink' THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind = 'download' THEN 1 ELSE 0 END)
-FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day GROUP BY site_id, day
-ON CONFLICT (site_id, day) DO UPDATE SET
-  hits = rollup_site_day.hits + excluded.hits,
-  events = rollup_site_day.events + excluded.events,
-  outlinks = rollup_site_day.outlinks + excluded.outlinks,
-  downloads = rollup_site_day.downloads + excluded.downloads
-"""
-
-_DIM_COLUMNS = "site_id, dimension, day, value, visits, pageviews, bounces, duration_ms"
-
-# visit-based dimensions: name → expression over rollup_visit_delta
-VISIT_DIMENSIONS = {
-    "entry": "entry_path",
-    "exit": "exit_path",
-    "source": "source",
-    "referrer": "referrer",
-    "campaign": "campaign",
-    "browser": "browser",
-    "os": "os",
-    "device": "device",
-    "province": "province",
-    "hour": "CASE WHEN hour < 10 THEN '0' || CAST(hour AS TEXT) ELSE CAST(hour AS TEXT) END",
-}
-
-
-def _dim_sql(name: str, expr: str) -> str:
-    return (
-        f"INSERT INTO rollup_dim_delta ({_DIM_COLUMNS}) "
-        f"SELECT site_id, '{name}', day, {expr}, SUM(sign), SUM(sign * pageviews), "
-        f"SUM(sign * bounce), SUM(sign * duration) FROM rollup_visit_delta "
-        f"GROUP BY site_id, day, {expr}"
-    )
-
-
-_DIM_VISITS = [_dim_sql(n, e) for n, e in VISIT_DIMENSIONS.items()]
-
-_DIM_PAGES = (
-    f"INSERT INTO rollup_dim_delta ({_DIM_COLUMNS}) "
-    "SELECT site_id, 'page', day, path, 0, COUNT(*), 0, 0 FROM hits "
-    "WHERE id > :lo AND id <= :hi AND day >= :min_day AND kind = 'pageview' "
-    "GROUP BY site_id, day, path"
-)
-
-_DIM_DAY = f"""
-INSERT INTO rollup_dimensions ({_DIM_COLUMNS})
-SELECT {_DIM_COLUMNS} FROM rollup_dim_delta WHERE 1 = 1
-ON CONFLICT (site_id, dimension, day, value) DO UPDATE SET
-  visits = rollup_dimensions.visits + excluded.visits,
-  pageviews = rollup_dimensions.pageviews + excluded.pageviews,
-  bounces = rollup_dimensions.bounces + excluded.bounces,
-  duration_ms = rollup_dimensions.duration_ms + excluded.duration_ms
-"""
-
-_DIM_MONTH = """
-INSERT INTO rollup_dimensions_month
-  (site_id, dimension, month, value, visits, pageviews, bounces, duration_ms)
-SELECT site_id, dimension, SUBSTR(day, 1, 7), value, SUM(visits), SUM(pageviews),
-  SUM(bounces), SUM(duration_ms)
-FROM rollup_dim_delta WHERE 1 = 1 GROUP BY site_id, dimension, SUBSTR(day, 1, 7), value
-ON CONFLICT (site_id, dimension, month, value) DO UPDATE SET
-  visits = rollup_dimensions_month.visits + excluded.visits,
-  pageviews = rollup_dimensions_month.pageviews + excluded.pageviews,
-  bounces = rollup_dimensions_month.bounces + excluded.bounces,
-  duration_ms = rollup_dimensions_month.duration_ms + excluded.duration_ms
-"""
-
-_DROP_ZEROS = (
-    "DELETE FROM rollup_dimensions WHERE site_id = :site_id AND dimension = :dimension "
-    "AND day = :day AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
-)
-_DROP_ZEROS_MONTH = (
-    "DELETE FROM rollup_dimensions_month WHERE site_id = :site_id "
-    "AND dimension = :dimension AND month = :month "
-    "AND visits = 0 AND pageviews = 0 AND bounces = 0 AND duration_ms = 0"
-)
-
-_DVC = """
-INSERT INTO rollup_dvc (site_id, day, service, views, submissions, other_steps, ratings,
-                        rating_sum, ratings_good)
-SELECT site_id, day, dvc_service,
-  SUM(CASE WHEN kind = 'dvc' AND dvc_state = -1 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind = 'dvc' AND dvc_state = 1 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind = 'dvc' AND dvc_state NOT IN (-1, 1) THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind = 'rating' THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind = 'rating' THEN CAST(e_v AS INTEGER) ELSE 0 END),
-  SUM(CASE WHEN kind = 'rating' AND e_v >= 4 THEN 1 ELSE 0 END)
-FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day AND kind IN ('dvc', 'rating')
-GROUP BY site_id, day, dvc_service
-ON CONFLICT (site_id, day, service) DO UPDATE SET
-  views = rollup_dvc.views + excluded.views,
-  submissions = rollup_dvc.submissions + excluded.submissions,
-  other_steps = rollup_dvc.other_steps + excluded.other_steps,
-  ratings = rollup_dvc.ratings + excluded.ratings,
-  rating_sum = rollup_dvc.rating_sum + excluded.rating_sum,
-  ratings_good = rollup_dvc.ratings_good + excluded.ratings_good
-"""
-
-_DOSSIERS = """
-INSERT INTO rollup_dossiers (site_id, day, service, events, received, received_online,
-  received_in_person, full_online, paid_online, paid_in_person, results)
-SELECT site_id, day, service, COUNT(*),
-  SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN status = 1 AND reception = 1 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN status = 1 AND reception = 2 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN status = 1 AND reception = 1 AND level = 4 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN status = 1 AND payment = 1 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN status = 1 AND payment = 2 THEN 1 ELSE 0 END),
-  SUM(CASE WHEN status = 3 THEN 1 ELSE 0 END)
-FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day
-GROUP BY site_id, day, service
-ON CONFLICT (site_id, day, service) DO UPDATE SET
-  events = rollup_dossiers.events + excluded.events,
-  received = rollup_dossiers.received + excluded.received,
-  received_online = rollup_dossiers.received_online + excluded.received_online,
-  received_in_person = rollup_dossiers.received_in_person + excluded.received_in_person,
-  full_online = rollup_dossiers.full_online + excluded.full_online,
-  paid_online = rollup_dossiers.paid_online + excluded.paid_online,
-  paid_in_person = rollup_dossiers.paid_in_person + excluded.paid_in_person,
-  results = rollup_dossiers.results + excluded.results
-"""
 
 ROLLUP_TABLES = ("rollup_site_day", "rollup_dimensions", "rollup_dvc", "rollup_dossiers",
                  "visits")
@@ -385,46 +188,112 @@ async def _set_watermark(q: Queries, name: str, last_id: int) -> None:
                     {"id": last_id, "name": name})
 
 
-async def _hits_batch(q: Queries, lo: int, hi: int, min_day: str, session_hi: int) -> int:
-    """Roll hits (lo, hi] into the tables; returns the number of visitor-days recomputed.
-    Their visits are recomputed from every hit up to ``session_hi`` (>= hi)."""
-    p = {"lo": lo, "hi": hi, "min_day": min_day}
-    for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
-        await q.execute(f"DELETE FROM {work}")
-    await q.execute(
-        "INSERT INTO rollup_pending (site_id, day, visitor) SELECT DISTINCT site_id, day, "
-        "visitor FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
-    old = await q.fetch_all(_OLD_VISITOR_DAYS)
-    removed: list[dict] = []
-    if old:
-        await q.execute(_DELTA.format(sign=-1))
-        removed = await q.fetch_all(
-            "SELECT DISTINCT site_id, day FROM rollup_visit_delta WHERE sign = -1")
-        await q.execute_many(_DELETE_VISITS, old)
-    await q.execute(_SESSIONS, {"hi": session_hi})
-    await q.execute(_DELTA.format(sign=1))
-    await q.execute(_SITE_DAY_VISITS)
-    for sql in _DIM_VISITS:
-        await q.execute(sql)
-    await q.execute(_DIM_PAGES, p)
-    await q.execute(_DIM_DAY)
-    await q.execute(_DIM_MONTH)
-    await q.execute(_SITE_DAY_HITS, p)
-    await q.execute(_DVC, p)
-    if removed:  # visits were replaced: values they no longer reach may now be all zero
-        await q.execute_many(_DROP_ZEROS, [
-            {"site_id": r["site_id"], "day": r["day"], "dimension": d}
-            for r in removed for d in VISIT_DIMENSIONS
-        ])
-        months = {(r["site_id"], r["day"][:7]) for r in removed}
-        await q.execute_many(_DROP_ZEROS_MONTH, [
-            {"site_id": site, "month": month, "dimension": d}
-            for site, month in sorted(months) for d in VISIT_DIMENSIONS
-        ])
-    n = await q.fetch_one("SELECT COUNT(*) AS n FROM rollup_pending")
-    for work in ("rollup_pending", "rollup_visit_delta", "rollup_dim_delta"):
-        await q.execute(f"DELETE FROM {work}")
-    return int(n["n"]) if n else 0
+async def _prepare(q: Queries, dialect: str) -> list[tuple[str, Params]]:
+    """Statements that make the work tables (TEMP, per connection) exist and be empty."""
+    names = ", ".join(repr(t) for t in sql.WORK_TABLES)
+    if dialect == "sqlite":
+        # the rollup's connection: sorts and temp tables in memory, a bigger page cache
+        await q.execute_all([("PRAGMA temp_store = MEMORY", None),
+                             ("PRAGMA cache_size = -65536", None)])
+        found = await q.fetch_one("SELECT COUNT(*) AS n FROM sqlite_temp_master "
+                                  f"WHERE type = 'table' AND name IN ({names})")
+    else:
+        found = await q.fetch_one(
+            "SELECT COUNT(*) AS n FROM pg_tables WHERE "
+            f"schemaname = pg_my_temp_schema()::regnamespace::text AND tablename IN ({names})")
+    steps: list[tuple[str, Params]] = []
+    if not found or found["n"] < len(sql.WORK_TABLES):
+        steps += [(ddl, None) for ddl in sql.work_ddl(dialect)]
+    if dialect == "sqlite":  # PostgreSQL empties them at commit
+        steps += [(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES]
+    else:  # hash aggregations of a batch stay in memory
+        steps.append(("SET LOCAL work_mem = '64MB'", None))
+    return steps
+
+
+def cut_sessions(rows: list[tuple]) -> list[tuple]:
+    """Visits from hits ``(site_id, day, visitor, ts, id, code)`` sorted in that order
+    (code 2 page view, 1 other counted hit, 0 ping): the visits that count, as
+    ``rollup_sql.SV_COLUMNS`` tuples."""
+    out: list[tuple] = []
+    key: tuple = ()
+    start = end = entry = exit_ = hits = pvs = counted = before = 0
+    for site, day, visitor, ts, hit_id, code in rows:
+        if key == (site, day, visitor) and ts - end <= sql.GAP_MS:
+            end, exit_ = ts, hit_id
+            hits += 1
+            pvs += code == 2
+            counted += code > 0
+            continue
+        if counted:  # close the visit in progress
+            out.append((*key, start, end, int(before == 0), hits, pvs, entry, exit_))
+        if key != (site, day, visitor):
+            key, before = (site, day, visitor), 0
+        else:
+            before += counted
+        start = end = ts
+        entry = exit_ = hit_id
+        hits, pvs, counted = 1, int(code == 2), int(code > 0)
+    if counted:
+        out.append((*key, start, end, int(before == 0), hits, pvs, entry, exit_))
+    return out
+
+
+async def _hits_batch(
+    q: Queries, dialect: str, lo: int, hi: int, min_day: str, session_hi: int | None,
+    report: RollupReport,
+) -> None:
+    """Roll hits (lo, hi] into the tables. The visits of the visitor-days they touch are
+    recomputed from every hit up to ``session_hi`` (>= hi; a rebuild), else up to hi."""
+    rebuilding = session_hi is not None
+    p = {"lo": lo, "hi": hi, "min_day": min_day, "session_hi": hi if session_hi is None
+         else session_hi}
+    await q.execute_all([
+        *await _prepare(q, dialect),
+        (sql.VISITOR_DAYS_SQLITE if dialect == "sqlite" else sql.VISITOR_DAYS, p),
+        (sql.SITE_DAYS, None),
+        (sql.MARK_OLD_REBUILD if rebuilding else sql.MARK_OLD, p),
+        # ORDER_KEY cannot name entry/exit hits above ID_SPAN: all take the exact slow path
+        *([("UPDATE rollup_vd SET old = 1", None)] if hi >= sql.ID_SPAN else []),
+    ])
+    summary = await q.fetch_one(sql.SUMMARY)
+    assert summary is not None
+    report.hits += int(summary["hits"])
+    report.visitor_days += int(summary["visitor_days"])
+    steps: list[tuple[str, Params]] = [(sql.FAST_VISITS, p)]
+    if summary["slow"]:
+        steps.append((sql.SLOW_VISITOR_DAYS, None))
+        if summary["old"]:
+            await q.execute_all([*steps, (sql.OLD_VISITS, None)])
+            old = await q.fetch_rows(sql.OLD_VISITOR_DAYS)
+            await q.execute_many(sql.DELETE_VISITS, [
+                {"site_id": site, "day": day, "visitor": visitor} for site, day, visitor in old])
+        else:
+            await q.execute_all(steps)
+        steps = []
+        rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
+        if summary["old"]:
+            rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
+        rows.sort()  # session order: site, day, visitor, ts, id
+        await q.insert_rows("rollup_sv", sql.SV_COLUMNS, cut_sessions(rows))
+        steps.append((sql.SLOW_VISITS, None))
+    await q.execute_all([
+        *steps,
+        (sql.ADD_VISITS, None),
+        *((statement, p) for statement in sql.dimension_sql(dialect)),
+        *((statement, None) for statement in sql.apply_sql(dialect)),
+        (sql.SITE_DAY, None),
+        (sql.DVC, p),
+    ])
+    if summary["old"]:  # visits were replaced: values they no longer reach may be all zero
+        shrunk = await q.fetch_rows(sql.SHRUNK)
+        if shrunk:
+            await q.execute_many(sql.DROP_ZERO, [
+                {"site_id": s, "dimension": d, "day": day, "value": v}
+                for s, d, day, v in shrunk])
+            await q.execute_many(sql.DROP_ZERO_MONTH, [
+                {"site_id": s, "dimension": d, "month": m, "value": v}
+                for s, d, m, v in sorted({(s, d, day[:7], v) for s, d, day, v in shrunk})])
 
 
 async def _upper_bound(db: Database, table: str, lo: int, now_ms: int) -> int:
@@ -438,20 +307,19 @@ async def _watermark(db: Database, name: str) -> int:
 
 
 async def _batch(
-    q: Queries, name: str, lo: int, hi: int, min_day: str, session_hi: int,
-    report: RollupReport,
+    q: Queries, dialect: str, name: str, lo: int, hi: int, min_day: str,
+    session_hi: int | None, report: RollupReport,
 ) -> None:
-    """Roll rows (lo, hi] of ``name`` up; sessions are recomputed from hits <= session_hi."""
+    """Roll rows (lo, hi] of ``name`` up (see :func:`_hits_batch`)."""
+    if name == "hits":
+        await _hits_batch(q, dialect, lo, hi, min_day, session_hi, report)
+        return
     p = {"lo": lo, "hi": hi, "min_day": min_day}
     cnt = await q.fetch_one(
-        f"SELECT COUNT(*) AS n FROM {name} WHERE id > :lo AND id <= :hi AND day >= :min_day", p)
-    n = int(cnt["n"]) if cnt else 0
-    if name == "hits":
-        report.visitor_days += await _hits_batch(q, lo, hi, min_day, session_hi)
-        report.hits += n
-    else:
-        await q.execute(_DOSSIERS, p)
-        report.dossiers += n
+        "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day",
+        p)
+    await q.execute(sql.DOSSIERS, p)
+    report.dossiers += int(cnt["n"]) if cnt else 0
 
 
 async def _next_hi(q: Queries, name: str, lo: int, top: int, batch: int) -> int:
@@ -475,7 +343,7 @@ async def _run_table(
             hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
                 break
-            await _batch(q, name, lo, hi, "", hi, report)
+            await _batch(q, db.dialect, name, lo, hi, "", None, report)
             await _set_watermark(q, name, hi)
         report.batches += 1
         if progress is not None:
@@ -484,16 +352,22 @@ async def _run_table(
             break
 
 
+def default_batch(dialect: str) -> int:
+    return BATCH if dialect == "sqlite" else BATCH_POSTGRES
+
+
 async def rollup(
-    db: Database, batch: int = BATCH, progress: Progress | None = None,
+    db: Database, batch: int | None = None, progress: Progress | None = None,
 ) -> RollupReport:
-    """Roll up every hit and dossier event above the watermarks, in id batches.
+    """Roll up every hit and dossier event above the watermarks, in batches of ``batch``
+    rows (default: :func:`default_batch`).
 
     ``progress(table, done, total)`` is called after each batch (ids above the starting
     watermark; ``table`` is ``hits`` then ``dossiers``).
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
+    batch = min(batch or default_batch(db.dialect), sql.MAX_BATCH)
     report = RollupReport()
     await _run_table(db, "hits", report, batch, progress, now_ms)
     await _run_table(db, "dossiers", report, batch, progress, now_ms)
@@ -504,7 +378,7 @@ async def rollup(
 
 
 async def rebuild(
-    db: Database, since: str, batch: int = BATCH, progress: Progress | None = None,
+    db: Database, since: str, batch: int | None = None, progress: Progress | None = None,
 ) -> RollupReport:
     """Recount every day from the first of ``since``'s month (YYYY-MM-DD) on.
 
@@ -519,6 +393,7 @@ async def rebuild(
     """
     t0 = time.perf_counter()
     now_ms = int(time.time() * 1000)
+    batch = min(batch or default_batch(db.dialect), sql.MAX_BATCH)
     await rollup(db, batch)  # count everything first
     since = since[:8] + "01"  # whole months, so the monthly table is recounted exactly
     oldest = await db.fetch_one("SELECT MIN(day) AS d FROM hits")
@@ -546,7 +421,7 @@ async def rebuild(
             async with db.transaction() as q:
                 current = await _lock_watermark(q, name, now_ms)
                 hi = await _next_hi(q, name, lo, top, batch)
-                await _batch(q, name, lo, hi, since, current, report)
+                await _batch(q, db.dialect, name, lo, hi, since, current, report)
             report.batches += 1
             lo = hi
             if progress is not None:

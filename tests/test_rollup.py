@@ -7,6 +7,7 @@ from typing import Any
 from hitrows import dvc, hit, rating
 
 from collector.rollup import classify_source, rebuild, rollup
+from collector.rollup_sql import ID_SPAN
 from collector.store import Database
 
 # Hand-computed day (site 47, local time):
@@ -175,3 +176,32 @@ async def test_sql_and_python_source_classes_agree(db: Database) -> None:
     expected = {100 + i: classify_source(h, "hanoi.gov.vn") for i, h in enumerate(cases)}
     expected[999] = "campaign"
     assert got == expected
+
+
+async def test_ids_beyond_the_order_key_take_the_exact_path(db: Database) -> None:
+    # ORDER_KEY packs an id into 36 bits: above that every visitor-day is cut in Python
+    await db.write_batch(DAY, [])
+    await rollup(db, batch=5)
+    expected = await snapshot(db)
+    async with db.transaction() as q:
+        for table in ("visits", "rollup_site_day", "rollup_dimensions",
+                      "rollup_dimensions_month", "rollup_dvc"):
+            await q.execute(f"DELETE FROM {table}")
+        await q.execute("UPDATE rollup_watermarks SET last_id = 0")
+        await q.execute("UPDATE hits SET id = id + :shift", {"shift": ID_SPAN})
+        if db.dialect == "postgres":  # the horizon reads the id sequence
+            await q.execute("SELECT setval('hits_id_seq', (SELECT max(id) FROM hits))")
+    report = await rollup(db, batch=5)
+    assert report.hits == len(DAY)
+    assert await snapshot(db) == expected
+
+
+async def test_store_bulk_helpers_the_rollup_uses(db: Database) -> None:
+    await db.execute_all([
+        ("CREATE TABLE bulk_t (a INTEGER NOT NULL, b TEXT NOT NULL)", None),
+        ("INSERT INTO bulk_t (a, b) VALUES (:a, 'x')", {"a": 1}),
+    ])
+    await db.insert_rows("bulk_t", ("a", "b"), [(2, "y"), (3, "z")])
+    await db.insert_rows("bulk_t", ("a", "b"), [])
+    assert await db.fetch_rows("SELECT a, b FROM bulk_t ORDER BY a") == [
+        (1, "x"), (2, "y"), (3, "z")]

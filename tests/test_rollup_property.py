@@ -24,9 +24,8 @@ TABLES = {
 RAW = ("hits", "visits", "rollup_site_day", "rollup_dimensions", "rollup_dimensions_month",
        "rollup_dvc", "rollup_dossiers")
 
-event = st.tuples(
-    st.sampled_from([47, 48]),                                   # site
-    st.integers(0, 180),                                         # minute: gaps of 30/31 occur
+SITE = st.sampled_from([47, 48])
+REST = (
     st.integers(0, 2),                                           # seconds step
     st.integers(1, 4),                                           # visitor
     st.sampled_from(["pageview", "pageview", "ping", "dvc", "rating", "outlink", "event"]),
@@ -35,6 +34,9 @@ event = st.tuples(
     st.sampled_from(["", "tet"]),
     st.sampled_from([-1, 0, 1, 2]),
 )
+event = st.tuples(SITE, st.integers(0, 180), *REST)  # minute: gaps of 30/31 occur
+# a visitor's hits close together (one visit: the fast path) as often as far apart
+clustered = st.tuples(SITE, st.one_of(st.integers(0, 40), st.integers(0, 180)), *REST)
 
 
 def to_row(e: tuple) -> tuple[Any, ...]:
@@ -100,3 +102,71 @@ async def test_one_run_equals_many_runs(db: Database, events: list, cuts: list[i
         (r["site_id"], r["dimension"], r["month"], r["value"]):
         [r["visits"], r["pageviews"], r["bounces"], r["duration_ms"]]
         for r in once["rollup_dimensions_month"]}
+
+
+def session_oracle(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Visits computed the plain way: each visitor-day's hits in (ts, id) order, cut where
+    the gap exceeds 30 minutes; a run of pings alone is no visit."""
+    days: dict[tuple, list[dict[str, Any]]] = {}
+    for h in hits:
+        days.setdefault((h["site_id"], h["day"], h["visitor"]), []).append(h)
+    visits = []
+    for (site, day, visitor), hs in days.items():
+        hs.sort(key=lambda h: (h["ts"], h["id"]))
+        runs = [[hs[0]]]
+        for prev, h in zip(hs, hs[1:], strict=False):
+            if h["ts"] - prev["ts"] > 30 * MIN:
+                runs.append([])
+            runs[-1].append(h)
+        counted_before = False
+        for run in runs:
+            if all(h["kind"] == "ping" for h in run):
+                continue
+            pageviews = sum(h["kind"] == "pageview" for h in run)
+            visits.append({
+                "site_id": site, "day": day, "visitor": visitor,
+                "start_ts": run[0]["ts"], "end_ts": run[-1]["ts"],
+                "first_visit": 0 if counted_before else 1, "hits": len(run),
+                "pageviews": pageviews, "bounce": int(pageviews == 1),
+                "entry_path": run[0]["path"], "exit_path": run[-1]["path"]})
+            counted_before = True
+    return sorted(visits, key=lambda v: (v["site_id"], v["day"], v["visitor"], v["start_ts"]))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(clustered, min_size=1, max_size=40),
+       cuts=st.lists(st.integers(1, 40), min_size=1, max_size=10),
+       batch=st.integers(1, 50))
+async def test_visits_match_a_plain_session_oracle(db: Database, events: list, cuts: list[int],
+                                                   batch: int) -> None:
+    """Fast path (one-visit visitor-days from sums) and exact path (late hits, several
+    visits, cut in Python) together give the visits a plain computation gives."""
+    rows = [to_row(e) for e in events]
+    await reset(db)
+    i = 0
+    for n in cuts * (len(rows) // sum(cuts) + 1):
+        if i >= len(rows):
+            break
+        await db.write_batch(rows[i:i + n], [])
+        i += n
+        await rollup(db, batch=batch)
+    hits = await db.fetch_all("SELECT id, site_id, day, visitor, ts, kind, path FROM hits")
+    expected = session_oracle(hits)
+    columns = ", ".join(expected[0]) if expected else "site_id"
+    got = await db.fetch_all(f"SELECT {columns} FROM visits "
+                             "ORDER BY site_id, day, visitor, start_ts")
+    assert got == expected
+    totals: dict[tuple, dict[str, int]] = {}
+    for v in expected:
+        t = totals.setdefault((v["site_id"], v["day"]), {
+            "visits": 0, "visitors": 0, "pageviews": 0, "bounces": 0, "duration_ms": 0})
+        t["visits"] += 1
+        t["visitors"] += v["first_visit"]
+        t["pageviews"] += v["pageviews"]
+        t["bounces"] += v["bounce"]
+        t["duration_ms"] += v["end_ts"] - v["start_ts"]
+    site_days = await db.fetch_all(
+        "SELECT site_id, day, visits, visitors, pageviews, bounces, duration_ms "
+        "FROM rollup_site_day WHERE visits <> 0 ORDER BY site_id, day")
+    assert {(r["site_id"], r["day"]): {k: r[k] for k in list(r)[2:]} for r in site_days} == totals

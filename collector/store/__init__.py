@@ -30,6 +30,21 @@ class Queries(Protocol):
     async def execute(self, sql: str, params: Params = None) -> int: ...
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None: ...
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Execute several statements in order, in one go (SQLite: one thread hop instead
+        of one per statement); on the database itself, in one transaction."""
+
+    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Like :meth:`fetch_all`, as tuples in column order (no dict per row: for bulk
+        reads such as the rollup's)."""
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows (tuples in ``columns`` order) into ``table`` at once
+        (SQLite ``executemany``, PostgreSQL ``COPY``); on the database itself, in one
+        transaction."""
+
     async def advisory_lock(self, name: str) -> None:
         """Inside a transaction: wait for, then hold until it ends, the lock ``name``
         (PostgreSQL ``pg_advisory_xact_lock``; a no-op on SQLite, whose writing

@@ -217,6 +217,21 @@ class _Queries:
         if records:
             await self._conn.executemany(text, records)
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        for sql, params in statements:
+            text, args = _args(sql, params)
+            await self._conn.execute(text, *args)
+
+    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        text, args = _args(sql, params)
+        return [tuple(r) for r in await self._conn.fetch(text, *args)]
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        if rows:
+            await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
     async def advisory_lock(self, name: str) -> None:
         """Hold a lock named ``name`` until this transaction ends (waits for it)."""
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(name))
@@ -272,6 +287,20 @@ class PostgresDatabase:
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await _Queries(conn).execute_many(sql, rows)
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _Queries(conn).execute_all(statements)
+
+    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        async with self.pool.acquire() as conn:
+            return await _Queries(conn).fetch_rows(sql, params)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _Queries(conn).insert_rows(table, columns, rows)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Queries]:

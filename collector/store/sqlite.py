@@ -125,6 +125,28 @@ class _Queries:
         rows = list(rows)
         await self._conn.run(lambda c: c.executemany(sql, rows))
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        def run(c: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                c.execute(sql, params or {})
+
+        await self._conn.run(run)
+
+    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        def rows(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            cur = c.execute(sql, params or {})
+            cur.row_factory = None  # plain tuples
+            return cur.fetchall()
+
+        return await self._conn.run(rows)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+               f"VALUES ({', '.join('?' for _ in columns)})")
+        await self._conn.run(lambda c: c.executemany(sql, rows))
+
     async def advisory_lock(self, name: str) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already serialises writing transactions."""
 
@@ -169,6 +191,20 @@ class SQLiteDatabase:
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
         async with self._borrow() as conn:
             await _Queries(conn).execute_many(sql, rows)
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        async with self.transaction() as q:
+            await q.execute_all(statements)
+
+    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        async with self._borrow() as conn:
+            return await _Queries(conn).fetch_rows(sql, params)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        async with self.transaction() as q:
+            await q.insert_rows(table, columns, rows)
 
     async def horizon(self, table: str = "hits") -> int:
         """The highest committed id of ``table``: SQLite assigns ids under its single write
