@@ -227,6 +227,7 @@ def _site_id(params: Mapping[str, str]) -> int:
 _CAMPAIGN = re.compile(r"(?:^|&)([um])tm_(source|medium|campaign)=([^&]*)")
 
 
+@lru_cache(maxsize=4096)  # campaign links are shared: the same query string again and again
 def _utm(query: str) -> tuple[str, str, str]:
     """``utm_*`` (or Matomo's ``mtm_*``) source, medium and campaign of a page's query."""
     found = {(u, name): value for u, name, value in _CAMPAIGN.findall(query)}
@@ -290,7 +291,7 @@ def parse_hit(
         site_id, now_ms, local_day(now_ms), "pageview", url, host, path or "/",
         get("pv_id", "")[:16], get("action_name", "")[:MAX_TITLE], referrer, ref_host,
         source, medium, campaign, _screen(get("res", "")), _lang(get("lang") or lang_header),
-        ua=(get("ua") or ua_header)[:MAX_UA], webdriver=get("wd") == "1",
+        "", "", "", None, "", "", None, "", (get("ua") or ua_header)[:MAX_UA], get("wd") == "1",
     )
     e_c = get("e_c", "")
     if get("ping") == "1":
