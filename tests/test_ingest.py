@@ -341,3 +341,23 @@ async def test_random_input_never_5xx(client: httpx.AsyncClient, query: bytes, b
     assert r.status_code < 500, (r.status_code, r.text)
     if r.status_code >= 400:
         assert r.headers.get("x-giamsat-error")
+
+
+async def test_methods_and_the_router_path(client: httpx.AsyncClient, config) -> None:
+    """Other methods get 405; before start-up (no lifespan yet) /tracking answers 503, so a
+    hit is never acknowledged without a writer behind it."""
+    r = await client.put("/tracking", content=good(), headers=FORM)
+    assert r.status_code == 405 and "POST" in r.headers["allow"]
+    from collector.app import create_app
+
+    cold = create_app(config)  # no lifespan: nothing to write with
+    transport = httpx.ASGITransport(app=cold)
+    async with httpx.AsyncClient(transport=transport, base_url="http://c.test") as c:
+        r = await c.post("/tracking", content=good(), headers=FORM)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+async def test_matomo_path_is_the_same_endpoint(client: httpx.AsyncClient, db: Database) -> None:
+    r = await client.post("/matomo.php", content=good(), headers=FORM)
+    assert r.status_code == 204
+    assert (await db.fetch_one("SELECT count(*) AS n FROM hits"))["n"] == 1
