@@ -24,7 +24,7 @@ from collector.assets import LOADER_PATHS, LoaderEndpoint
 from collector.badge import badge
 from collector.config import Config
 from collector.dossiers import DossierFeed
-from collector.enrich import Enricher, GeoIP, Salts, installation_secret
+from collector.enrich import Enricher, GeoIP, Salts, installation_secret, warm_up
 from collector.ingest import Ingest
 from collector.registry import SiteIndex, load_agencies, load_demo
 from collector.retention import retention
@@ -59,6 +59,7 @@ async def start(config: Config) -> State:
     await sites.refresh(db)
     secret = await installation_secret(db, config.secret)
     enricher = Enricher(GeoIP(config.geoip_path), Salts(db), secret)
+    await asyncio.to_thread(warm_up)
     writer = Writer(db, config.batch_max)
     writer.start()
     return State(config, db, sites, writer, enricher)

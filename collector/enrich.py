@@ -71,6 +71,12 @@ def parse_agent(ua: str) -> Agent:
     return Agent(browser, os_name, device, False)
 
 
+def warm_up() -> None:
+    """ua-parser compiles its regexes on first use (~250 ms): pay that at start-up, not
+    on the first visitor's request. The lru cache is left empty."""
+    parse_ua("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)")
+
+
 class Geo(NamedTuple):
     country: str
     province: str
