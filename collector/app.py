@@ -29,6 +29,7 @@ from collector.ingest import Ingest
 from collector.registry import SiteIndex, load_agencies, load_demo
 from collector.retention import retention
 from collector.rollup import rollup
+from collector.rollup_month import refresh_site_months
 from collector.store import Database, open_database
 from collector.writer import Writer
 
@@ -109,6 +110,7 @@ async def scan_sites(state: State) -> None:
 
 async def run_rollup(state: State) -> None:
     report = await rollup(state.db, batch=10_000)  # short write locks: ingest keeps flowing
+    await refresh_site_months(state.db)  # the monthly totals of the months it touched
     if report.hits or report.dossiers:
         log.info("rollup: %s", report)
 

@@ -172,6 +172,7 @@ def cmd_rollup(args: argparse.Namespace, config: Config) -> int:
     from rich.progress import Progress
 
     from collector.rollup import rebuild, rollup
+    from collector.rollup_month import invalidate_site_months, refresh_site_months
 
     if args.since:
         try:
@@ -189,8 +190,13 @@ def cmd_rollup(args: argparse.Namespace, config: Config) -> int:
 
         async def run(db: Database) -> Any:
             if args.since:
-                return await rebuild(db, args.since, args.batch, progress)
-            return await rollup(db, args.batch, progress)
+                await invalidate_site_months(db)  # long ranges read daily rows meanwhile
+                report = await rebuild(db, args.since, args.batch, progress)
+                await refresh_site_months(db, since=args.since)
+                return report
+            report = await rollup(db, args.batch, progress)
+            await refresh_site_months(db)
+            return report
 
         report = run_db(config, run)
     print(f"rollup: {report}")

@@ -1,7 +1,8 @@
 """The metrics API: figures for a site, an agency or the nation over any date range.
 
-Reads rollup tables only (``rollup_site_day``, ``rollup_dimensions`` and, for the whole
-months of a range, ``rollup_dimensions_month``, ``rollup_dvc``, ``rollup_dossiers``) and
+Reads rollup tables only (``rollup_site_day``, ``rollup_dimensions``, ``rollup_dvc``,
+``rollup_dossiers`` and, for the whole months of a range, ``rollup_dimensions_month``,
+``rollup_site_month``, ``rollup_dossiers_month``) and
 the ``dropped`` counters — never raw hits — so a 365-day dashboard is a few index range
 scans. ``reports`` calls these functions; they return
 plain dicts and lists (JSON-ready).
@@ -161,6 +162,85 @@ def derive(t: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
+DAY_GROUPS = (  # daily table, its columns, their names in totals / rollup_site_month
+    ("rollup_site_day", SITE_COLUMNS, {}),
+    ("rollup_dvc", DVC_COLUMNS, {}),
+    ("rollup_dossiers", DOSSIER_COLUMNS, {"events": "dossier_events"}),
+)
+MONTH_COLUMNS = (*SITE_COLUMNS, *DVC_COLUMNS, "dossier_events", *DOSSIER_COLUMNS[1:])
+
+
+async def months_fresh(db: Database) -> bool:
+    """Whether the monthly tables (``rollup_site_month``, ``rollup_dossiers_month``) were
+    refreshed at the current rollup watermarks (``collector.rollup_month``)."""
+    rows = await db.fetch_all(
+        "SELECT w.last_id AS w, s.last_id AS m FROM rollup_watermarks w "
+        "LEFT JOIN rollup_month_state s ON s.name = w.name")
+    return bool(rows) and all(r["m"] is not None and int(r["m"]) == int(r["w"]) for r in rows)
+
+
+async def split_range(db: Database, start: DayLike, end: DayLike,
+                      ) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
+    """:func:`month_split`, if the monthly tables are fresh; else the whole range as days."""
+    months, edges = month_split(start, end)
+    if months is not None and not await months_fresh(db):
+        return None, [(as_day(start).isoformat(), as_day(end).isoformat())]
+    return months, edges
+
+
+async def per_site(db: Database, scope: Scope, start: DayLike, end: DayLike,
+                   columns: tuple[str, ...] = MONTH_COLUMNS) -> dict[int, dict[str, int]]:
+    """Per site of ``scope``: sums of ``columns`` (names of ``MONTH_COLUMNS``) over the
+    range — whole months from ``rollup_site_month``, edge days from the daily tables.
+    Sites without any row are absent."""
+    months, edges = await split_range(db, start, end)
+    cond, p = scope.where()
+    jobs: list[tuple[dict[str, str], Any]] = []
+    if months:
+        jobs.append(({}, db.fetch_all(
+            f"SELECT site_id, {_sums(columns)} FROM rollup_site_month WHERE {cond} "
+            "AND month >= :m1 AND month <= :m2 GROUP BY site_id",
+            {**p, "m1": months[0], "m2": months[1]})))
+    for a, b in edges:
+        for table, cols, renames in DAY_GROUPS:
+            wanted = tuple(c for c in cols if renames.get(c, c) in columns)
+            if wanted:
+                jobs.append((renames, db.fetch_all(
+                    f"SELECT site_id, {_sums(wanted)} FROM {table} WHERE {cond} "
+                    "AND day >= :a AND day <= :b GROUP BY site_id", {**p, "a": a, "b": b})))
+    out: dict[int, dict[str, int]] = {}
+    for (renames, _), rows in zip(jobs, await asyncio.gather(*(j for _, j in jobs)),
+                                  strict=True):
+        for r in rows:
+            t = out.setdefault(int(r["site_id"]), {c: 0 for c in columns})
+            for k, v in r.items():
+                if k != "site_id":
+                    t[renames.get(k, k)] += int(v or 0)
+    return out
+
+
+async def _summed(db: Database, scope: Scope, start: DayLike,
+                  end: DayLike) -> dict[str, int]:
+    months, edges = await split_range(db, start, end)
+    cond, p = scope.where()
+    jobs: list[tuple[dict[str, str], Any]] = []
+    if months:
+        jobs.append(({}, db.fetch_one(
+            f"SELECT {_sums(MONTH_COLUMNS)} FROM rollup_site_month WHERE {cond} "
+            "AND month >= :m1 AND month <= :m2", {**p, "m1": months[0], "m2": months[1]})))
+    for a, b in edges:
+        for table, cols, renames in DAY_GROUPS:
+            jobs.append((renames, db.fetch_one(
+                f"SELECT {_sums(cols)} FROM {table} WHERE {cond} AND day >= :a AND day <= :b",
+                {**p, "a": a, "b": b})))
+    t = {c: 0 for c in MONTH_COLUMNS}
+    for (renames, _), row in zip(jobs, await asyncio.gather(*(j for _, j in jobs)),
+                                 strict=True):
+        for k, v in (row or {}).items():
+            t[renames.get(k, k)] += int(v or 0)
+    return t
+
+
 async def totals(db: Database, scope: Scope, start: DayLike, end: DayLike) -> dict[str, Any]:
     """Summed counters and derived rates over the range: traffic, DVC, dossiers, KPIs.
 
@@ -169,20 +249,55 @@ async def totals(db: Database, scope: Scope, start: DayLike, end: DayLike) -> di
     received_in_person full_online paid_online paid_in_person results``; rates
     ``bounce_rate avg_duration_s pageviews_per_visit dvc_conversion satisfaction
     avg_rating online_rate full_online_rate online_payment_rate``; ``dropped``.
+    Whole months of the range are read from ``rollup_site_month`` while it is fresh.
     """
     cond, p = _range(scope, start, end)
-    site, dvc, dos, dropped_n = await asyncio.gather(
-        db.fetch_one(f"SELECT {_sums(SITE_COLUMNS)} FROM rollup_site_day WHERE {cond}", p),
-        db.fetch_one(f"SELECT {_sums(DVC_COLUMNS)} FROM rollup_dvc WHERE {cond}", p),
-        db.fetch_one(f"SELECT {_sums(DOSSIER_COLUMNS)} FROM rollup_dossiers WHERE {cond}", p),
+    t, dropped_n = await asyncio.gather(
+        _summed(db, scope, start, end),
         db.fetch_one(f"SELECT COALESCE(SUM(n), 0) AS n FROM dropped WHERE {cond}", p),
     )
-    t: dict[str, Any] = {**_ints(site, SITE_COLUMNS), **_ints(dvc, DVC_COLUMNS)}
-    d = _ints(dos, DOSSIER_COLUMNS)
-    t["dossier_events"] = d.pop("events")
-    t.update(d)
-    t["dropped"] = int((dropped_n or {}).get("n") or 0)
-    return derive(t)
+    out: dict[str, Any] = dict(t)
+    out["dropped"] = int((dropped_n or {}).get("n") or 0)
+    return derive(out)
+
+
+async def month_series(
+    db: Database, scope: Scope, start: DayLike, end: DayLike, columns: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """One row per calendar month the range touches (``{"month": 'YYYY-MM', *columns}``,
+    zeros where no data; edge months hold only the range's days): a long range's chart."""
+    months, edges = await split_range(db, start, end)
+    cond, p = scope.where()
+    a, b = as_day(start), as_day(end)
+    series: dict[str, dict[str, Any]] = {}
+    m = a.replace(day=1)
+    while m <= b:
+        series[m.isoformat()[:7]] = {"month": m.isoformat()[:7], **{c: 0 for c in columns}}
+        m = (m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    jobs: list[tuple[dict[str, str], Any]] = []
+    if months:
+        jobs.append(({}, db.fetch_all(
+            f"SELECT month, {_sums(columns)} FROM rollup_site_month WHERE {cond} "
+            "AND month >= :m1 AND month <= :m2 GROUP BY month",
+            {**p, "m1": months[0], "m2": months[1]})))
+    for x, y in edges:
+        for table, cols, renames in DAY_GROUPS:
+            wanted = tuple(c for c in cols if renames.get(c, c) in columns)
+            if wanted:
+                jobs.append((renames, db.fetch_all(
+                    f"SELECT substr(day, 1, 7) AS month, {_sums(wanted)} FROM {table} "
+                    f"WHERE {cond} AND day >= :a AND day <= :b GROUP BY substr(day, 1, 7)",
+                    {**p, "a": x, "b": y})))
+    for (renames, _), rows in zip(jobs, await asyncio.gather(*(j for _, j in jobs)),
+                                  strict=True):
+        for r in rows:
+            row = series.get(r["month"])
+            if row is None:
+                continue
+            for k, v in r.items():
+                if k != "month":
+                    row[renames.get(k, k)] += int(v or 0)
+    return list(series.values())
 
 
 async def kpis(db: Database, scope: Scope, start: DayLike, end: DayLike) -> dict[str, Any]:

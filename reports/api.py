@@ -116,7 +116,7 @@ async def run_report(request: Request, scope: Scope, report: str, period: Period
                                       ("visits", "full_online_rate") else "visits")
     if report == "sites" and scope.kind == "agency":
         sites = await queries.agency_sites(db, str(scope.key))
-        totals = await queries.site_totals(db, [int(x["id"]) for x in sites], s, e)
+        totals = await queries.site_totals(db, [int(x["id"]) for x in sites], s, e, scope)
         return [{"site_id": x["id"], "name": x["name"], "kind": x["kind"],
                  **totals[int(x["id"])]} for x in sites]
     return None

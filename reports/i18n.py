@@ -178,6 +178,7 @@ VI: dict[str, str] = {
     "Dossiers online": "Hồ sơ trực tuyến",
     "Procedures full-process online": "Thủ tục trực tuyến toàn trình",
     "Visits per day": "Lượt truy cập theo ngày",
+    "Visits per month": "Lượt truy cập theo tháng",
     "No data for this period.": "Không có dữ liệu trong kỳ này.",
     "Download": "Tải về",
     "Language": "Ngôn ngữ",

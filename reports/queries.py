@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from collector import metrics
@@ -59,41 +60,50 @@ async def install_status(db: Database, site_id: int) -> dict[str, Any]:
             "last_dropped_reason": (drop or {}).get("reason")}
 
 
+SITE_TOTALS = ("visits", "visitors", "pageviews", "bounces", "duration_ms", "views",
+               "submissions", "other_steps", "ratings", "rating_sum", "ratings_good",
+               "received", "received_online", "full_online", "paid_online", "paid_in_person")
+
+
 async def site_totals(db: Database, site_ids: list[int], start: str,
-                      end: str) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {
-        i: {"visits": 0, "visitors": 0, "pageviews": 0, "bounces": 0, "duration_ms": 0,
-            "views": 0, "submissions": 0, "ratings": 0, "rating_sum": 0, "ratings_good": 0,
-            "received": 0, "received_online": 0, "full_online": 0, "paid_online": 0,
-            "paid_in_person": 0, "other_steps": 0} for i in site_ids}
+                      end: str, scope: Scope | None = None) -> dict[int, dict[str, Any]]:
+    """Per site of ``site_ids`` (all of ``scope``'s sites, e.g. one agency's): traffic, DVC
+    and dossier counters with rates (``metrics.per_site``: whole months read monthly)."""
+    out: dict[int, dict[str, Any]] = {i: {c: 0 for c in SITE_TOTALS} for i in site_ids}
     if not site_ids:
         return out
-    ids = {f"s{n}": i for n, i in enumerate(site_ids)}
-    inlist = ", ".join(f":{k}" for k in ids)
-    p: dict[str, Any] = {**ids, "start": start, "end": end}
-    cond = f"site_id IN ({inlist}) AND day >= :start AND day <= :end"
-    groups = (
-        ("rollup_site_day", ("visits", "visitors", "pageviews", "bounces", "duration_ms")),
-        ("rollup_dvc", ("views", "submissions", "other_steps", "ratings", "rating_sum",
-                        "ratings_good")),
-        ("rollup_dossiers", ("received", "received_online", "full_online", "paid_online",
-                             "paid_in_person")),
-    )
-    for table, cols in groups:
-        sums = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in cols)
-        for r in await db.fetch_all(
-                f"SELECT site_id, {sums} FROM {table} WHERE {cond} GROUP BY site_id", p):
-            out[int(r["site_id"])].update({c: int(r[c] or 0) for c in cols})
+    if scope is None:
+        scope = Scope.site(site_ids[0]) if len(site_ids) == 1 else Scope.nation()
+    for sid, t in (await metrics.per_site(db, scope, start, end, SITE_TOTALS)).items():
+        if sid in out:
+            out[sid].update(t)
     return {i: derive(t) for i, t in out.items()}
+
+
+def _dossier_union(months: tuple[str, str] | None, edges: list[tuple[str, str]], cond: str,
+                   cols: str) -> tuple[str, dict[str, Any]]:
+    """``rollup_dossiers_month`` over whole months + ``rollup_dossiers`` over edge days, as
+    rows of ``month, service, <cols>``."""
+    parts, p = [], {}
+    if months:
+        parts.append(f"SELECT month, service, {cols} FROM rollup_dossiers_month WHERE {cond} "
+                     "AND month >= :m1 AND month <= :m2")
+        p.update(m1=months[0], m2=months[1])
+    for i, (a, b) in enumerate(edges):
+        parts.append(f"SELECT substr(day, 1, 7) AS month, service, {cols} FROM "
+                     f"rollup_dossiers WHERE {cond} AND day >= :a{i} AND day <= :b{i}")
+        p.update({f"a{i}": a, f"b{i}": b})
+    return " UNION ALL ".join(parts), p
 
 
 async def procedure_share(db: Database, scope: Scope, start: str, end: str) -> dict[str, Any]:
     cond, p = scope.where()
+    union, up = _dossier_union(*await metrics.split_range(db, start, end), cond,
+                               "received, full_online")
     row = await db.fetch_one(
         "SELECT COUNT(*) AS procedures, COALESCE(SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END), 0) "
-        "AS full_online FROM (SELECT service, SUM(full_online) AS f FROM rollup_dossiers "
-        f"WHERE {cond} AND day >= :start AND day <= :end GROUP BY service "
-        "HAVING SUM(received) > 0) x", {**p, "start": start, "end": end})
+        f"AS full_online FROM (SELECT service, SUM(full_online) AS f FROM ({union}) u "
+        "GROUP BY service HAVING SUM(received) > 0) x", {**p, **up})
     n, f = int((row or {}).get("procedures") or 0), int((row or {}).get("full_online") or 0)
     return {"procedures": n, "procedures_full_online": f, "share": ratio(f, n)}
 
@@ -107,6 +117,20 @@ async def procedure_share_by_day(db: Database, scope: Scope, start: str,
         f"WHERE {cond} AND day >= :start AND day <= :end GROUP BY day, service "
         "HAVING SUM(received) > 0) x GROUP BY day", {**p, "start": start, "end": end})
     return {r["day"]: ratio(int(r["full_n"] or 0), int(r["n"])) for r in rows}
+
+
+async def procedure_share_by_month(db: Database, scope: Scope, start: str,
+                                   end: str) -> dict[str, float | None]:
+    """As :func:`procedure_share` per calendar month ('YYYY-MM'; edge months: their days
+    in the range only)."""
+    cond, p = scope.where()
+    union, up = _dossier_union(*await metrics.split_range(db, start, end), cond,
+                               "received, full_online")
+    rows = await db.fetch_all(
+        "SELECT month, COUNT(*) AS n, SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END) AS full_n FROM "
+        f"(SELECT month, service, SUM(full_online) AS f FROM ({union}) u "
+        "GROUP BY month, service HAVING SUM(received) > 0) x GROUP BY month", {**p, **up})
+    return {r["month"]: ratio(int(r["full_n"] or 0), int(r["n"])) for r in rows}
 
 
 async def registry_counts(db: Database) -> dict[str, int]:
@@ -143,30 +167,26 @@ async def services_list(db: Database, start: str, end: str, limit: int,
 
 
 async def agency_rankings(db: Database, start: str, end: str) -> dict[str, list[dict[str, Any]]]:
-    """Every current province/city and ministry with its visits and dossier figures, in one
-    pass per rollup table (``metrics.rankings`` does one per kind and order). Returns
+    """Every current province/city and ministry with its visits and dossier figures, from
+    one per-site read (``metrics.per_site``: whole months from the monthly table). Returns
     ``{"province": [...], "ministry": [...]}`` unsorted, same fields as ``metrics.rankings``.
     """
-    agencies = await db.fetch_all(
-        "SELECT code, name, kind FROM agencies WHERE effective_to IS NULL ORDER BY code")
+    cols = ("visits", "visitors", "pageviews", "received", "received_online", "full_online")
+    agencies, sites, sums = await asyncio.gather(
+        db.fetch_all("SELECT code, name, kind FROM agencies WHERE effective_to IS NULL "
+                     "ORDER BY code"),
+        db.fetch_all("SELECT id, agency_code FROM sites"),
+        metrics.per_site(db, Scope.nation(), start, end, cols))
     kinds = {**{k: "province" for k in metrics.PROVINCE_KINDS},
              **{k: "ministry" for k in metrics.MINISTRY_KINDS}}
     items = {a["code"]: {"agency_code": a["code"], "agency_name": a["name"], "kind": a["kind"],
-                         "visits": 0, "visitors": 0, "pageviews": 0, "received": 0,
-                         "received_online": 0, "full_online": 0}
+                         **{c: 0 for c in cols}}
              for a in agencies if a["kind"] in kinds}
-    p = {"start": start, "end": end}
-    for table, cols in (("rollup_site_day", ("visits", "visitors", "pageviews")),
-                        ("rollup_dossiers", ("received", "received_online", "full_online"))):
-        sums = ", ".join(f"SUM(x.{c}) AS {c}" for c in cols)
-        inner = ", ".join(f"SUM({c}) AS {c}" for c in cols)
-        rows = await db.fetch_all(
-            f"SELECT s.agency_code, {sums} FROM (SELECT site_id, {inner} FROM {table} "
-            "WHERE day >= :start AND day <= :end GROUP BY site_id) x "
-            "JOIN sites s ON s.id = x.site_id GROUP BY s.agency_code", p)
-        for r in rows:
-            if r["agency_code"] in items:
-                items[r["agency_code"]].update({c: int(r[c] or 0) for c in cols})
+    for s in sites:
+        item, t = items.get(s["agency_code"]), sums.get(int(s["id"]))
+        if item is not None and t is not None:
+            for c in cols:
+                item[c] += t[c]
     out: dict[str, list[dict[str, Any]]] = {"province": [], "ministry": []}
     for i in items.values():
         i["online_rate"] = ratio(i["received_online"], i["received"])

@@ -25,6 +25,7 @@ from reports.tables import Column, Table
 SOURCES = {"direct": "Direct", "search": "Search engines", "social": "Social networks",
            "gov": "Government portals", "campaign": "Campaigns", "other": "Other"}
 DEVICES = {"desktop": "Desktop", "mobile": "Mobile", "tablet": "Tablet", "other": "Other"}
+MONTHLY_CHART_DAYS = 92  # the overview charts longer periods per month
 KPI_KEYS = ("visits", "visitors", "pageviews", "bounce_rate", "avg_duration_s")
 
 
@@ -70,6 +71,14 @@ def dim_table(name: str, title: str, head: str, dim: str, rows: list[dict[str, A
                     metric: r[metric], "share": metrics.ratio(r[metric], total),
                     "bounce_rate": r.get("bounce_rate")})
     return Table(name, f.t(title), cols, out)
+
+
+def _point_label(key: str, f: Formats) -> str:
+    """A chart point: a day ('YYYY-MM-DD') as dd/mm (vi) or mm-dd, a month ('YYYY-MM') as
+    mm/yyyy (vi) or yyyy-mm."""
+    if len(key) == 7:
+        return f"{key[5:]}/{key[:4]}" if f.lang == "vi" else key
+    return f.date(key)[:5] if f.lang == "vi" else key[5:]
 
 
 def series_chart(series: list[dict[str, Any]], prev: list[dict[str, Any]] | None,
@@ -170,7 +179,7 @@ async def agency_view(db: Database, code: str, period: Period, f: Formats) -> di
     scope = Scope.agency(code)
     cmp = await metrics.compare(db, scope, s, e)
     sites = await queries.agency_sites(db, code)
-    per_site = await queries.site_totals(db, [int(x["id"]) for x in sites], s, e)
+    per_site = await queries.site_totals(db, [int(x["id"]) for x in sites], s, e, scope)
     rows = []
     for x in sites:
         t = per_site[int(x["id"])]
@@ -221,12 +230,16 @@ async def overview_view(db: Database, config: Config, period: Period,
     s, e = period.start.isoformat(), period.end.isoformat()
     nation = Scope.nation()
     # independent reads, run side by side (the SQLite pool has 3 connections, PostgreSQL a pool)
-    cmp, share, figures, ts, share_day, registry = await asyncio.gather(
+    series_cols = ("received", "received_online", "ratings", "ratings_good", "visits")
+    # a long range is charted per month (read from the monthly table), a short one per day
+    monthly = period.days > MONTHLY_CHART_DAYS
+    cmp, share, figures, ts, share_by, registry = await asyncio.gather(
         metrics.compare(db, nation, s, e),
         queries.procedure_share(db, nation, s, e),
         queries.agency_rankings(db, s, e),
-        metrics.timeseries(db, nation, s, e, ("received", "received_online", "ratings",
-                                              "ratings_good", "visits")),
+        metrics.month_series(db, nation, s, e, series_cols) if monthly else
+        metrics.timeseries(db, nation, s, e, series_cols),
+        queries.procedure_share_by_month(db, nation, s, e) if monthly else
         queries.procedure_share_by_day(db, nation, s, e),
         queries.registry_counts(db),
     )
@@ -255,14 +268,12 @@ async def overview_view(db: Database, config: Config, period: Period,
             title=f.t(f"Ranking of {label} by full-process online rate"),
             fmt=lambda v: pct(v), refs=refs, x_max=1.0, width=560,
             label_width=190) if rated else None
-    # KPIs per day held against the national targets (reference lines)
-    ts = await metrics.timeseries(db, nation, s, e, ("received", "received_online", "ratings",
-                                                     "ratings_good", "visits"))
-    share_day = await queries.procedure_share_by_day(db, nation, s, e)
-    labels = [f.date(r["day"])[:5] if f.lang == "vi" else r["day"][5:] for r in ts]
+    # KPIs per day (per month) held against the national targets (reference lines)
+    key = "month" if monthly else "day"
+    labels = [_point_label(r[key], f) for r in ts]
     online = [metrics.ratio(r["received_online"], r["received"]) for r in ts]
     sat = [metrics.ratio(r["ratings_good"], r["ratings"]) for r in ts]
-    proc = [share_day.get(r["day"]) for r in ts]
+    proc = [share_by.get(r[key]) for r in ts]
     targets = [
         {"label": f.t("Dossiers online"), "target": config.target_online_rate,
          "value": cur["online_rate"]},
@@ -279,7 +290,10 @@ async def overview_view(db: Database, config: Config, period: Period,
         title=f.t("National targets"), fmt=lambda v: pct(v, 0), y_max=1.0,
         refs=[RefLine(t["target"], f"{f.t('Target')} {pct(t['target'], 0)}", color)
               for t, color in zip(targets, ("#0b5cab", "#6b7785", "#c0392b"), strict=True)])
-    charts["series"] = series_chart(ts, None, f, f.t("Visits per day"))
+    charts["series"] = line_chart(
+        labels, [(f.t("Visits"), [r["visits"] for r in ts])],
+        title=f.t("Visits per month" if monthly else "Visits per day"), fmt=lambda v: f.num(v),
+        integer=True)
     targets_table = Table("targets", f.t("National targets"), [
         Column("label", f.t("Target")), Column("value", f.t("Period"), "pct"),
         Column("target", f.t("Target"), "pct")], targets)

@@ -188,7 +188,9 @@ async def site_page(ctx: Ctx) -> Response:
         raise Denied(404)
     require(ctx, "sites", agency=site["agency_code"])
     period = ctx.period()
-    data = await views.site_view(ctx.db, int(site["id"]), period, ctx.f)
+    sid = int(site["id"])
+    data = await ctx.cache().get(ctx.db, ("site", sid, period.start, period.end, ctx.lang),
+                                 lambda: views.site_view(ctx.db, sid, period, ctx.f))
     return maybe_export(ctx, data["tables"], f"site-{site['id']}") or render(
         ctx, "site.html", period=period, site=site,
         hosts=await queries.site_hosts(ctx.db, int(site["id"])), **data)

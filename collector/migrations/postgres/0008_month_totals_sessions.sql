@@ -1,0 +1,64 @@
+-- Per-site totals per calendar month ('YYYY-MM'), so a long range (a year-long national
+-- overview) reads whole months here and only its partial edge days from the daily tables.
+-- Derived from rollup_site_day, rollup_dvc and rollup_dossiers by
+-- collector/rollup_month.py (refresh_site_months, run after each rollup) for the months a
+-- rollup touched; never written by ingest.
+CREATE TABLE rollup_site_month (
+  site_id            bigint NOT NULL,
+  month              text NOT NULL,
+  visits             bigint NOT NULL DEFAULT 0,
+  visitors           bigint NOT NULL DEFAULT 0,
+  pageviews          bigint NOT NULL DEFAULT 0,
+  bounces            bigint NOT NULL DEFAULT 0,
+  duration_ms        bigint NOT NULL DEFAULT 0,
+  hits               bigint NOT NULL DEFAULT 0,
+  events             bigint NOT NULL DEFAULT 0,
+  outlinks           bigint NOT NULL DEFAULT 0,
+  downloads          bigint NOT NULL DEFAULT 0,
+  views              bigint NOT NULL DEFAULT 0,
+  submissions        bigint NOT NULL DEFAULT 0,
+  other_steps        bigint NOT NULL DEFAULT 0,
+  ratings            bigint NOT NULL DEFAULT 0,
+  rating_sum         bigint NOT NULL DEFAULT 0,
+  ratings_good       bigint NOT NULL DEFAULT 0,
+  dossier_events     bigint NOT NULL DEFAULT 0,
+  received           bigint NOT NULL DEFAULT 0,
+  received_online    bigint NOT NULL DEFAULT 0,
+  received_in_person bigint NOT NULL DEFAULT 0,
+  full_online        bigint NOT NULL DEFAULT 0,
+  paid_online        bigint NOT NULL DEFAULT 0,
+  paid_in_person     bigint NOT NULL DEFAULT 0,
+  results            bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (site_id, month)
+);
+CREATE INDEX rollup_site_month_by_month ON rollup_site_month (month, site_id);
+
+-- Dossier counters per site, month and service code (procedure share over long ranges).
+CREATE TABLE rollup_dossiers_month (
+  site_id            bigint NOT NULL,
+  month              text NOT NULL,
+  service            text NOT NULL,
+  events             bigint NOT NULL DEFAULT 0,
+  received           bigint NOT NULL DEFAULT 0,
+  received_online    bigint NOT NULL DEFAULT 0,
+  received_in_person bigint NOT NULL DEFAULT 0,
+  full_online        bigint NOT NULL DEFAULT 0,
+  paid_online        bigint NOT NULL DEFAULT 0,
+  paid_in_person     bigint NOT NULL DEFAULT 0,
+  results            bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (site_id, month, service)
+);
+CREATE INDEX rollup_dossiers_month_by_month ON rollup_dossiers_month (month, service);
+
+-- The rollup watermarks the monthly tables were last refreshed at. Readers use the
+-- monthly tables only while these equal rollup_watermarks (else the daily tables): a
+-- rollup run without a refresh is slower to read, never wrong. No row yet: the first
+-- refresh recomputes every month.
+CREATE TABLE rollup_month_state (
+  name    text PRIMARY KEY,
+  last_id bigint NOT NULL
+);
+
+-- Session revocation: a session cookie carries the epoch it was issued at; logging out,
+-- a password change or disabling the account bumps it, so older cookies stop working.
+ALTER TABLE users ADD COLUMN session_epoch bigint NOT NULL DEFAULT 0;
