@@ -219,6 +219,10 @@ async def per_site(db: Database, scope: Scope, start: DayLike, end: DayLike,
     return out
 
 
+def _month_table(scope: Scope) -> str:
+    return "rollup_nation_month" if scope.kind == "nation" else "rollup_site_month"
+
+
 async def _summed(db: Database, scope: Scope, start: DayLike,
                   end: DayLike) -> dict[str, int]:
     months, edges = await split_range(db, start, end)
@@ -226,7 +230,7 @@ async def _summed(db: Database, scope: Scope, start: DayLike,
     jobs: list[tuple[dict[str, str], Any]] = []
     if months:
         jobs.append(({}, db.fetch_one(
-            f"SELECT {_sums(MONTH_COLUMNS)} FROM rollup_site_month WHERE {cond} "
+            f"SELECT {_sums(MONTH_COLUMNS)} FROM {_month_table(scope)} WHERE {cond} "
             "AND month >= :m1 AND month <= :m2", {**p, "m1": months[0], "m2": months[1]})))
     for a, b in edges:
         for table, cols, renames in DAY_GROUPS:
@@ -249,15 +253,13 @@ async def totals(db: Database, scope: Scope, start: DayLike, end: DayLike) -> di
     received_in_person full_online paid_online paid_in_person results``; rates
     ``bounce_rate avg_duration_s pageviews_per_visit dvc_conversion satisfaction
     avg_rating online_rate full_online_rate online_payment_rate``; ``dropped``.
-    Whole months of the range are read from ``rollup_site_month`` while it is fresh.
+    Whole months of the range are read from ``rollup_site_month`` (the nation:
+    ``rollup_nation_month``) while they are fresh.
     """
-    cond, p = _range(scope, start, end)
-    t, dropped_n = await asyncio.gather(
-        _summed(db, scope, start, end),
-        db.fetch_one(f"SELECT COALESCE(SUM(n), 0) AS n FROM dropped WHERE {cond}", p),
-    )
+    t, dropped_n = await asyncio.gather(_summed(db, scope, start, end),
+                                        dropped_total(db, scope, start, end))
     out: dict[str, Any] = dict(t)
-    out["dropped"] = int((dropped_n or {}).get("n") or 0)
+    out["dropped"] = dropped_n
     return derive(out)
 
 
@@ -277,7 +279,7 @@ async def month_series(
     jobs: list[tuple[dict[str, str], Any]] = []
     if months:
         jobs.append(({}, db.fetch_all(
-            f"SELECT month, {_sums(columns)} FROM rollup_site_month WHERE {cond} "
+            f"SELECT month, {_sums(columns)} FROM {_month_table(scope)} WHERE {cond} "
             "AND month >= :m1 AND month <= :m2 GROUP BY month",
             {**p, "m1": months[0], "m2": months[1]})))
     for x, y in edges:
@@ -394,9 +396,22 @@ async def compare(db: Database, scope: Scope, start: DayLike, end: DayLike) -> d
     pstart, pend = previous_period(start, end)
     cur, prev = await asyncio.gather(totals(db, scope, start, end),
                                      totals(db, scope, pstart, pend))
+    return compared(cur, prev, pstart, pend)
+
+
+def compared(cur: dict[str, Any], prev: dict[str, Any], pstart: str,
+             pend: str) -> dict[str, Any]:
+    """:func:`compare`'s result from two :func:`totals` results."""
     deltas = {k: d for k in cur if (d := _delta(cur[k], prev.get(k))) is not None}
     return {"current": cur, "previous": prev, "previous_start": pstart, "previous_end": pend,
             "deltas": deltas}
+
+
+async def dropped_total(db: Database, scope: Scope, start: DayLike, end: DayLike) -> int:
+    """Refused hits and dossier events over the range (``totals()["dropped"]``)."""
+    cond, p = _range(scope, start, end)
+    row = await db.fetch_one(f"SELECT COALESCE(SUM(n), 0) AS n FROM dropped WHERE {cond}", p)
+    return int((row or {}).get("n") or 0)
 
 
 async def dvc_services(

@@ -1,6 +1,7 @@
-"""Monthly totals per site (``rollup_site_month``, ``rollup_dossiers_month``), derived from
-the daily rollup tables for the months a rollup touched, so a year-long national overview
-sums ~12 rows per site instead of ~365.
+"""Monthly totals per site (``rollup_site_month``, ``rollup_dossiers_month``) and for the
+nation (``rollup_nation_month``, the sum of the first), derived from the daily rollup
+tables for the months a rollup touched, so a year-long national overview sums ~12 rows
+per site (its totals: ~12 rows) instead of ~365.
 
     await rollup(db)
     await refresh_site_months(db)          # after every rollup (app.run_rollup, cli rollup)
@@ -27,6 +28,7 @@ from collector.metrics import SITE_COLUMNS as SITE
 from collector.store import Database, Queries
 
 SOURCES = {"hits": "hits", "dossiers": "dossiers"}  # watermark name -> raw table
+TABLES = ("rollup_site_month", "rollup_nation_month", "rollup_dossiers_month")
 
 
 def _select(table: str, own: dict[str, str], where: str) -> str:
@@ -46,6 +48,13 @@ def _site_month_sql(where: str) -> str:
     sums = ", ".join(f"SUM(c{i})" for i in range(len(MONTH_COLUMNS)))
     return (f"INSERT INTO rollup_site_month (site_id, month, {', '.join(MONTH_COLUMNS)}) "
             f"SELECT site_id, month, {sums} FROM ({parts}) u GROUP BY site_id, month")
+
+
+def _nation_month_sql(where: str) -> str:
+    names = ", ".join(MONTH_COLUMNS)
+    sums = ", ".join(f"SUM({c})" for c in MONTH_COLUMNS)
+    return (f"INSERT INTO rollup_nation_month (month, {names}) SELECT month, {sums} "
+            f"FROM rollup_site_month WHERE {where} GROUP BY month")
 
 
 def _dossier_month_sql(where: str) -> str:
@@ -89,16 +98,18 @@ async def refresh_site_months(db: Database, since: str | None = None) -> list[st
             done: list[str] | None = sorted(months)
             for m in sorted(months):
                 p = {"a": m + "-01", "b": m + "-31", "m": m}
-                for table in ("rollup_site_month", "rollup_dossiers_month"):
+                for table in TABLES:
                     await q.execute(f"DELETE FROM {table} WHERE month = :m", p)
                 where = "day >= :a AND day <= :b"
                 await q.execute(_site_month_sql(where), p)
+                await q.execute(_nation_month_sql("month = :m"), p)
                 await q.execute(_dossier_month_sql(where), p)
         else:
             done = None
-            for table in ("rollup_site_month", "rollup_dossiers_month"):
+            for table in TABLES:
                 await q.execute(f"DELETE FROM {table}")
             await q.execute(_site_month_sql("1 = 1"))
+            await q.execute(_nation_month_sql("1 = 1"))
             await q.execute(_dossier_month_sql("1 = 1"))
         await q.execute("DELETE FROM rollup_month_state")
         await q.execute_many(

@@ -166,12 +166,18 @@ async def services_list(db: Database, start: str, end: str, limit: int,
     return out
 
 
-async def agency_rankings(db: Database, start: str, end: str) -> dict[str, list[dict[str, Any]]]:
+RANKING_COLUMNS = ("visits", "visitors", "pageviews", "received", "received_online",
+                   "full_online")
+
+
+async def agency_rankings(db: Database, start: str, end: str,
+                          ) -> dict[str, list[dict[str, Any]]]:
     """Every current province/city and ministry with its visits and dossier figures, from
-    one per-site read (``metrics.per_site``: whole months from the monthly table). Returns
-    ``{"province": [...], "ministry": [...]}`` unsorted, same fields as ``metrics.rankings``.
+    one narrow per-site read (``metrics.per_site``: whole months from the monthly table).
+    Returns ``{"province": [...], "ministry": [...]}`` unsorted, same fields as
+    ``metrics.rankings``.
     """
-    cols = ("visits", "visitors", "pageviews", "received", "received_online", "full_online")
+    cols = RANKING_COLUMNS
     agencies, sites, sums = await asyncio.gather(
         db.fetch_all("SELECT code, name, kind FROM agencies WHERE effective_to IS NULL "
                      "ORDER BY code"),

@@ -64,6 +64,9 @@ async def test_monthly_tables_give_the_daily_figures(db: Database) -> None:
                                 "GROUP BY month ORDER BY month")
     assert [(r["month"], int(r["v"])) for r in months] == [
         ("2026-01", 4), ("2026-02", 6), ("2026-03", 8), ("2026-04", 2)]
+    nation = await db.fetch_all("SELECT month, visits FROM rollup_nation_month ORDER BY month")
+    assert [(r["month"], int(r["visits"])) for r in nation] == [
+        ("2026-01", 4), ("2026-02", 6), ("2026-03", 8), ("2026-04", 2)]
     assert await figures(db) == daily
 
 
@@ -90,8 +93,8 @@ async def test_rebuild_path_invalidates_then_recomputes(db: Database) -> None:
     right = await figures(db)
     # a month row gone wrong (as a rebuild rewriting daily rows below the watermarks)
     await db.execute("UPDATE rollup_site_month SET visits = visits + 100 WHERE month = '2026-03'")
-    assert (await m.totals(db, Scope.nation(), START, END))["visits"] == \
-        right["totals"]["visits"] + 200  # read monthly: the wrong rows show
+    assert (await m.totals(db, Scope.agency("H26"), START, END))["visits"] == \
+        right["agency"]["visits"] + 200  # read monthly: the wrong rows show
     await invalidate_site_months(db)
     assert await figures(db) == right  # daily tables answer meanwhile
     assert await refresh_site_months(db, since="2026-03-01") is None  # no state: all months

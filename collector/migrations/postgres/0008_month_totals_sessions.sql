@@ -31,7 +31,40 @@ CREATE TABLE rollup_site_month (
   results            bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (site_id, month)
 );
-CREATE INDEX rollup_site_month_by_month ON rollup_site_month (month, site_id);
+-- National reads take every site of a month range: covering, as the daily tables' (0004).
+CREATE INDEX rollup_site_month_by_month ON rollup_site_month
+  (month, site_id, visits, visitors, pageviews, bounces, duration_ms, hits, events, outlinks,
+   downloads, views, submissions, other_steps, ratings, rating_sum, ratings_good,
+   dossier_events, received, received_online, received_in_person, full_online, paid_online,
+   paid_in_person, results);
+
+-- The same summed over every site, one row per month: the national overview's totals.
+CREATE TABLE rollup_nation_month (
+  month              text PRIMARY KEY,
+  visits             bigint NOT NULL DEFAULT 0,
+  visitors           bigint NOT NULL DEFAULT 0,
+  pageviews          bigint NOT NULL DEFAULT 0,
+  bounces            bigint NOT NULL DEFAULT 0,
+  duration_ms        bigint NOT NULL DEFAULT 0,
+  hits               bigint NOT NULL DEFAULT 0,
+  events             bigint NOT NULL DEFAULT 0,
+  outlinks           bigint NOT NULL DEFAULT 0,
+  downloads          bigint NOT NULL DEFAULT 0,
+  views              bigint NOT NULL DEFAULT 0,
+  submissions        bigint NOT NULL DEFAULT 0,
+  other_steps        bigint NOT NULL DEFAULT 0,
+  ratings            bigint NOT NULL DEFAULT 0,
+  rating_sum         bigint NOT NULL DEFAULT 0,
+  ratings_good       bigint NOT NULL DEFAULT 0,
+  dossier_events     bigint NOT NULL DEFAULT 0,
+  received           bigint NOT NULL DEFAULT 0,
+  received_online    bigint NOT NULL DEFAULT 0,
+  received_in_person bigint NOT NULL DEFAULT 0,
+  full_online        bigint NOT NULL DEFAULT 0,
+  paid_online        bigint NOT NULL DEFAULT 0,
+  paid_in_person     bigint NOT NULL DEFAULT 0,
+  results            bigint NOT NULL DEFAULT 0
+);
 
 -- Dossier counters per site, month and service code (procedure share over long ranges).
 CREATE TABLE rollup_dossiers_month (
@@ -48,7 +81,12 @@ CREATE TABLE rollup_dossiers_month (
   results            bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (site_id, month, service)
 );
-CREATE INDEX rollup_dossiers_month_by_month ON rollup_dossiers_month (month, service);
+CREATE INDEX rollup_dossiers_month_by_month ON rollup_dossiers_month
+  (month, service, site_id, events, received, received_online, received_in_person,
+   full_online, paid_online, paid_in_person, results);
+
+-- Refused-hit counters of every site over a date range (the overview's totals).
+CREATE INDEX dropped_by_day ON dropped (day, site_id, n);
 
 -- The rollup watermarks the monthly tables were last refreshed at. Readers use the
 -- monthly tables only while these equal rollup_watermarks (else the daily tables): a
