@@ -21,7 +21,9 @@ fill="#c62828"/><g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font
 async def badge(request: Request) -> Response:
     raw = request.path_params["site_id"]
     state = request.app.state.giamsat
-    if not raw.isdigit() or len(raw) > 10 or int(raw) not in state.sites.hosts:
+    # ASCII digits only: str.isdigit() is true for '²' (int() fails) and '٤٧' (int() reads 47)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 \
+            or int(raw) not in state.sites.hosts:
         return Response("unknown site\n", 404, media_type="text/plain",
                         headers={"x-giamsat-error": "unknown site"})
     body = SVG.format(site_id=int(raw)).encode("utf-8")

@@ -25,7 +25,8 @@ from starlette.routing import BaseRoute, Route
 from collector import metrics
 from collector.metrics import DIMENSIONS, Scope
 from reports import auth, queries
-from reports.periods import Period, local_today, parse_period
+from reports.params import ascii_int, path_id
+from reports.periods import BadPeriod, Period, local_today, parse_period
 
 LIST_REPORTS = {f"top_{d}" for d in DIMENSIONS} | {"timeseries", "dvc", "dossiers", "dropped"}
 REPORTS = {
@@ -42,6 +43,7 @@ REPORTS = {
     "sites": "The agency's sites side by side (agency only)",
 }
 MAX_ROWS = 100_000
+BAD_BY = object()  # run_report: an unknown ?by= (answered 400)
 
 
 def dumps(obj: Any) -> bytes:
@@ -80,10 +82,8 @@ def _public(request: Request, page: str) -> bool:
 
 def _paging(request: Request) -> tuple[int, int] | None:
     q = request.query_params
-    try:
-        limit = int(q.get("limit", "100"))
-        page = int(q.get("page", "1"))
-    except ValueError:
+    limit, page = ascii_int(q.get("limit") or "100"), ascii_int(q.get("page") or "1")
+    if limit is None or page is None:
         return None
     if not 1 <= limit <= 1000 or page < 1 or limit * page > MAX_ROWS:
         return None
@@ -111,9 +111,10 @@ async def run_report(request: Request, scope: Scope, report: str, period: Period
         return await metrics.dropped(db, scope, s, e)
     if report.startswith("rankings_") and scope.kind == "nation":
         kind = "province" if report == "rankings_provinces" else "ministry"
-        return await metrics.rankings(db, s, e, kind, request.query_params.get("by", "visits")
-                                      if request.query_params.get("by") in
-                                      ("visits", "full_online_rate") else "visits")
+        by = request.query_params.get("by") or "visits"
+        if by not in ("visits", "full_online_rate"):
+            return BAD_BY
+        return await metrics.rankings(db, s, e, kind, by)
     if report == "sites" and scope.kind == "agency":
         sites = await queries.agency_sites(db, str(scope.key))
         totals = await queries.site_totals(db, [int(x["id"]) for x in sites], s, e, scope)
@@ -130,12 +131,13 @@ async def stats(request: Request) -> Response:
     user = await api_user(request)
     db = request.app.state.giamsat.db
     if "site_id" in p:
-        raw = p["site_id"]
-        site = await queries.site_row(db, int(raw)) if raw.isdigit() and len(raw) < 12 else None
+        sid = path_id(p["site_id"])
+        site = await queries.site_row(db, sid) if sid is not None else None
         agency, page_name = (site or {}).get("agency_code", ""), "sites"
-        scope = Scope.site(int(raw)) if site else None
+        scope = Scope.site(sid) if site and sid is not None else None
     elif "code" in p:
-        row = await queries.agency_row(db, p["code"][:20].upper())
+        code = p["code"][:20].upper()
+        row = await queries.agency_row(db, code) if "\x00" not in code else None
         agency, page_name = (row or {}).get("code", ""), "agencies"
         scope = Scope.agency(row["code"]) if row else None
     else:
@@ -152,8 +154,13 @@ async def stats(request: Request) -> Response:
         return problem(400, "limit must be 1-1000 and page >= 1 (at most 100000 rows)")
     limit, page = paging
     config = request.app.state.giamsat.config
-    period = parse_period(request.query_params, local_today(config.timezone_offset_hours))
+    try:
+        period = parse_period(request.query_params, local_today(config.timezone_offset_hours))
+    except BadPeriod as bad:
+        return problem(400, str(bad))
     data = await run_report(request, scope, report, period, limit, page)
+    if data is BAD_BY:
+        return problem(400, "by: one of visits, full_online_rate")
     if data is None:
         return problem(404, f"report {report!r} is not available for this scope")
     body: dict[str, Any] = {"report": report, "scope": {"kind": scope.kind, "key": scope.key},

@@ -107,7 +107,7 @@ async def user_by_id(db: Database, uid: int) -> User | None:
 
 
 async def authenticate(db: Database, username: str, password: str) -> User | None:
-    row = await db.fetch_one(
+    row = None if "\x00" in username else await db.fetch_one(  # NUL: PostgreSQL refuses it
         "SELECT id, username, role, agency_code, disabled, pw_hash FROM users "
         "WHERE username = :u", {"u": username.strip()})
     try:

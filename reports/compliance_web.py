@@ -42,6 +42,7 @@ from collector.compliance import (
 )
 from collector.tracking import local_day
 from reports.i18n import date, datetime_ms, number
+from reports.params import path_id
 from reports.tables import Column, Table, download
 from reports.web import Ctx, Denied, page, render, require
 
@@ -80,7 +81,8 @@ def _state_name(state: str, lang: str) -> str:
 
 
 def _month(q: str | None, today: str) -> str:
-    if q and len(q) == 7 and q[4] == "-" and q[:4].isdigit() and q[5:].isdigit() \
+    if q and len(q) == 7 and q.isascii() and q[4] == "-" and q[:4].isdigit() \
+            and q[5:].isdigit() \
             and 1 <= int(q[5:]) <= 12 and "2000" <= q[:4] <= "2100":
         return q
     return today[:7]
@@ -236,7 +238,8 @@ async def site_page(ctx: Ctx) -> Response:
     today = local_day(now)
     month = _month(q.get("month"), today)
     result = await _compute(request, month, now)
-    site = next((s for s in result.sites if raw.isdigit() and s.site_id == int(raw)), None)
+    sid = path_id(raw)
+    site = next((s for s in result.sites if s.site_id == sid), None)
     if site is None:
         raise Denied(404)
     db = request.app.state.giamsat.db

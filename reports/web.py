@@ -27,6 +27,7 @@ from collector.enrich import installation_secret
 from reports import auth, queries, views
 from reports.cache import ViewCache
 from reports.i18n import SITE_KINDS, Formats, pick_lang
+from reports.params import BadParameter, path_id, query_int, text
 from reports.periods import CHOICES, LABELS, Period, local_today, parse_period
 from reports.tables import Table, download
 
@@ -129,12 +130,13 @@ def render(ctx: Ctx, template: str, status: int = 200, **data: Any) -> HTMLRespo
     return response
 
 
-def error(ctx: Ctx, status: int) -> Response:
+def error(ctx: Ctx, status: int, message: str = "") -> Response:
     if status == 401:
         return RedirectResponse(ctx.url("/login", next=ctx.request.url.path + (
             "?" + ctx.request.url.query if ctx.request.url.query else "")), 303)
     title = {403: "Forbidden", 404: "Not found", 400: "Bad request"}.get(status, "Error")
-    return render(ctx, "error.html", status, title=ctx.f.t(title), status_code=status)
+    return render(ctx, "error.html", status, title=ctx.f.t(title), status_code=status,
+                  message=message)
 
 
 def require(ctx: Ctx, page: str, agency: str | None = None) -> None:
@@ -163,6 +165,8 @@ def page(handler):  # type: ignore[no-untyped-def]
             return await handler(ctx)
         except Denied as d:
             return error(ctx, d.status)
+        except BadParameter as bad:  # a period, date or number that cannot be read
+            return error(ctx, 400, str(bad))
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -180,8 +184,8 @@ async def overview(ctx: Ctx) -> Response:
 
 @page
 async def site_page(ctx: Ctx) -> Response:
-    raw = ctx.request.path_params["site_id"]
-    site = await queries.site_row(ctx.db, int(raw)) if raw.isdigit() and len(raw) < 12 else None
+    sid = path_id(ctx.request.path_params["site_id"])
+    site = await queries.site_row(ctx.db, sid) if sid is not None else None
     if site is None:
         # unknown sites look the same as forbidden ones to those who may not see sites
         require(ctx, "sites", agency="")
@@ -198,8 +202,8 @@ async def site_page(ctx: Ctx) -> Response:
 
 @page
 async def install_page(ctx: Ctx) -> Response:
-    raw = ctx.request.path_params["site_id"]
-    site = await queries.site_row(ctx.db, int(raw)) if raw.isdigit() and len(raw) < 12 else None
+    sid = path_id(ctx.request.path_params["site_id"])
+    site = await queries.site_row(ctx.db, sid) if sid is not None else None
     if site is None:
         require(ctx, "sites", agency="")
         raise Denied(404)
@@ -213,7 +217,7 @@ async def install_page(ctx: Ctx) -> Response:
 @page
 async def agency_page(ctx: Ctx) -> Response:
     code = ctx.request.path_params["code"][:20].upper()
-    agency = await queries.agency_row(ctx.db, code)
+    agency = await queries.agency_row(ctx.db, code) if "\x00" not in code else None
     if agency is None:
         require(ctx, "agencies", agency="")
         raise Denied(404)
@@ -225,18 +229,13 @@ async def agency_page(ctx: Ctx) -> Response:
         ctx, "agency.html", period=period, agency=agency, **data)
 
 
-def _int(q: Any, key: str, default: int, lo: int, hi: int) -> int:
-    raw = q.get(key, "")
-    return max(lo, min(hi, int(raw))) if raw.isdigit() and len(raw) < 8 else default
-
-
 @page
 async def dvc_page(ctx: Ctx) -> Response:
     require(ctx, "dvc")
     period = ctx.period()
     q = ctx.request.query_params
-    service = q.get("service", "")[:100]
-    limit, pg = _int(q, "limit", 50, 1, 500), _int(q, "page", 1, 1, 100000)
+    service = text(q.get("service", ""), "service", 100)
+    limit, pg = query_int(q, "limit", 50, 1, 500), query_int(q, "page", 1, 1, 100000)
     data = await views.dvc_view(ctx.db, period, ctx.f, service, limit, pg)
     return maybe_export(ctx, data["tables"], "dvc") or render(
         ctx, "dvc.html", period=period, service=service, page_no=pg, limit=limit, **data)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from reports.charts import RefLine, bar_chart, funnel, line_chart
 from reports.i18n import Formats, pick_lang
-from reports.periods import parse_period
+from reports.periods import BadPeriod, parse_period
 from reports.tables import Column, Table, safe_cell, to_csv
 
 
@@ -38,8 +40,14 @@ def test_periods_and_previous_period() -> None:
     assert parse_period({"period": "today"}, today).days == 1
     c = parse_period({"period": "custom", "from": "2026-02-10", "to": "2026-02-01"}, today)
     assert (c.start, c.end) == (dt.date(2026, 2, 1), dt.date(2026, 2, 10))
-    assert parse_period({"period": "custom", "from": "x"}, today).key == "30d"
-    assert parse_period({"period": "<script>"}, today).key == "30d"
+    # refused, not guessed at (pages and the API answer 400 with the message)
+    for q in ({"period": "custom", "from": "x"}, {"period": "<script>"},
+              {"period": "custom", "from": "2026-02-30", "to": "2026-03-01"},
+              {"from": "２０２６-０１-０１", "to": "2026-03-01"}):
+        with pytest.raises(BadPeriod):
+            parse_period(q, today)
+    assert parse_period({"from": "2026-01-01", "to": "2026-01-31"}, today).key == "custom"
+    assert parse_period({}, today, default="nonsense").key == "30d"  # a stale session value
 
 
 def test_charts_escape_text_and_draw_reference_lines() -> None:
