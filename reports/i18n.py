@@ -179,6 +179,11 @@ VI: dict[str, str] = {
     "Procedures full-process online": "Thủ tục trực tuyến toàn trình",
     "Visits per day": "Lượt truy cập theo ngày",
     "Visits per month": "Lượt truy cập theo tháng",
+    "Latest scan": "Lần quét gần nhất",
+    "No finding": "Không có phát hiện",
+    "Not scanned yet": "Chưa quét",
+    "Compliance of this site": "Tình hình tuân thủ của trang",
+    "Pages": "Số trang",
     "No data for this period.": "Không có dữ liệu trong kỳ này.",
     "Download": "Tải về",
     "Language": "Ngôn ngữ",
@@ -234,6 +239,9 @@ class Formats:
 
     def date(self, v: str | dt.date | None) -> str:
         return date(v, self.lang)
+
+    def datetime_ms(self, v: int | None) -> str:
+        return datetime_ms(v, self.lang)
 
     def cell(self, v: object, kind: str) -> str:
         if kind == "int":

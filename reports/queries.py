@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from collector import metrics
+from collector import compliance, metrics
 from collector.metrics import Scope, derive, ratio
 from collector.store import Database
 
@@ -49,15 +50,36 @@ async def agency_names(db: Database) -> dict[str, str]:
 
 
 async def install_status(db: Database, site_id: int) -> dict[str, Any]:
-    hit = await db.fetch_one(
-        "SELECT MAX(day) AS day FROM rollup_site_day WHERE site_id = :s AND hits > 0",
-        {"s": site_id})
-    drop = await db.fetch_one(
-        "SELECT day, reason, n FROM dropped WHERE site_id = :s ORDER BY day DESC, n DESC "
-        "LIMIT 1", {"s": site_id})
-    return {"last_hit_day": (hit or {}).get("day"),
+    """Last day with hits, last refused hit, and the latest scan with its findings (the
+    compliance module's messages, ``collector.compliance``, read-only)."""
+    hit, drop, scan = await asyncio.gather(
+        db.fetch_one("SELECT MAX(day) AS day FROM rollup_site_day WHERE site_id = :s "
+                     "AND hits > 0", {"s": site_id}),
+        db.fetch_one("SELECT day, reason, n FROM dropped WHERE site_id = :s "
+                     "ORDER BY day DESC, n DESC LIMIT 1", {"s": site_id}),
+        latest_scan(db, site_id))
+    last_hit = (hit or {}).get("day")
+    if scan is not None:
+        scan["messages"] = compliance._scan_findings(site_id, scan, 1 if last_hit else 0)
+    return {"last_hit_day": last_hit,
             "last_dropped_day": (drop or {}).get("day"),
-            "last_dropped_reason": (drop or {}).get("reason")}
+            "last_dropped_reason": (drop or {}).get("reason"), "scan": scan}
+
+
+async def latest_scan(db: Database, site_id: int) -> dict[str, Any] | None:
+    """The site's latest scan row, ``findings`` decoded, ``commented_pages`` added."""
+    scan = await db.fetch_one(
+        "SELECT ts, base_url, home_status, snippet, site_id_found, site_id_state, "
+        "tracker_url, pages, pages_ok, pages_snippet, findings FROM scans "
+        "WHERE site_id = :s ORDER BY ts DESC LIMIT 1", {"s": site_id})
+    if scan is None:
+        return None
+    scan["findings"] = json.loads(scan["findings"] or "[]")
+    if "snippet_commented" in scan["findings"]:
+        scan["commented_pages"] = [int(r["n"]) for r in await db.fetch_all(
+            "SELECT n FROM scan_pages WHERE site_id = :s AND ts = :t "
+            "AND snippet = 'commented'", {"s": site_id, "t": scan["ts"]})]
+    return scan
 
 
 SITE_TOTALS = ("visits", "visitors", "pageviews", "bounces", "duration_ms", "views",

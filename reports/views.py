@@ -171,7 +171,7 @@ async def site_view(db: Database, site_id: int, period: Period, f: Formats) -> d
                              width=480) if tables["devices"].rows else None,
     }
     return {"compare": cmp, "cur": cur, "cards": kpi_cards(cmp, f), "tables": tables,
-            "charts": charts, "install": await queries.install_status(db, site_id)}
+            "charts": charts}
 
 
 async def agency_view(db: Database, code: str, period: Period, f: Formats) -> dict[str, Any]:

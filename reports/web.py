@@ -196,8 +196,8 @@ async def site_page(ctx: Ctx) -> Response:
     data = await ctx.cache().get(ctx.db, ("site", sid, period.start, period.end, ctx.lang),
                                  lambda: views.site_view(ctx.db, sid, period, ctx.f))
     return maybe_export(ctx, data["tables"], f"site-{site['id']}") or render(
-        ctx, "site.html", period=period, site=site,
-        hosts=await queries.site_hosts(ctx.db, int(site["id"])), **data)
+        ctx, "site.html", period=period, site=site, hosts=await queries.site_hosts(ctx.db, sid),
+        install=await queries.install_status(ctx.db, sid), **data)  # fresh, not cached
 
 
 @page

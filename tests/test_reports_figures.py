@@ -5,6 +5,9 @@ provinces counted for today's merged units)."""
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -93,9 +96,6 @@ async def test_deltas_against_the_previous_period_and_durations(
 
 
 def _deltas(page: str) -> list[tuple[str, tuple[str, str]]]:
-    import html
-    import re
-
     out = []
     for key, cls, text in re.findall(
             r'data-kpi="(\w+)">.*?<div class="delta ?(\w*)">([^<]*)</div>', page, re.S):
@@ -122,3 +122,41 @@ async def test_provinces_from_a_real_mmdb(client: httpx.AsyncClient, db: Databas
     rows = r.json()["rows"]
     assert [(x["label"], x["visits"], x["share"]) for x in rows] == [
         ("Thành phố Hà Nội", 2, 0.5), ("không xác định", 1, 0.25), ("Bắc Ninh", 1, 0.25)]
+
+
+async def _scan(db: Database, site_id: int, ts: int, findings: list[str],
+                tracker: str = "") -> None:
+    await db.execute(
+        "INSERT INTO scans (site_id, ts, base_url, duration_ms, home_status, snippet, "
+        "site_id_found, site_id_state, tracker_url, loader, badge, pages, pages_ok, "
+        "pages_snippet, findings) VALUES (:s, :ts, 'https://hanoi.gov.vn/', 900, 'ok', "
+        "'present', '47', 'right', :tracker, 1, 0, 4, 4, 4, :f)",
+        {"s": site_id, "ts": ts, "tracker": tracker, "f": json.dumps(findings)})
+
+
+async def test_install_status_shows_the_latest_scan_and_links_to_compliance(
+        client: httpx.AsyncClient, db: Database) -> None:
+    c = await signed_in(client, db)
+    page = (await c.get("/sites/47")).text
+    assert "Chưa quét" in page  # never scanned
+    assert 'href="/compliance/sites/47" data-link="compliance"' in page
+    old, new = 1_772_000_000_000, 1_772_100_000_000
+    await _scan(db, 47, old, ["snippet_commented"])
+    await _scan(db, 47, new, ["tracker_http", "badge_missing"], "http://evil<b>.example/")
+    page = (await c.get("/sites/47")).text
+    section = page.split('id="install"', 1)[1].split("</section>", 1)[0]
+    assert f'data-scan-ts="{new}"' in section
+    assert re.findall(r'data-finding="(\w+)"', section) == ["tracker_http", "badge_missing"]
+    assert "trackerUrl dùng http (phải là https)" in section  # compliance's own message
+    assert 'class="violation"' in section and 'class="warning"' in section
+    assert "snippet_commented" not in section  # an older scan's finding
+    en = (await c.get("/sites/47?lang=en")).text.split('id="install"', 1)[1]
+    assert "trackerUrl uses http (must be https)" in en
+    assert 'href="/compliance/sites/47?lang=en"' in en
+    # the linked page exists and is public by default
+    c.cookies.clear()
+    assert (await c.get("/compliance/sites/47")).status_code == 200
+    await _scan(db, 47, new + 1, [])
+    await signed_in(c, db)
+    section = (await c.get("/sites/47")).text.split('id="install"', 1)[1]
+    assert "Không có phát hiện" in section.split("</section>", 1)[0]
