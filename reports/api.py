@@ -5,6 +5,7 @@
     GET /api/v1/agencies/{code}/{report}             one agency (its sites aggregated)
     GET /api/v1/sites/{id}/{report}                  one site
     GET /api/v1/openapi.json
+    POST /api/v1/compliance/reported                 agency-reported totals (compliance_web)
 
 Query: ``period`` (today 7d 30d 90d month year custom) or ``from``/``to`` (YYYY-MM-DD),
 ``limit`` (1–1000, default 100) and ``page`` (from 1) for list reports. Authentication:
@@ -189,12 +190,16 @@ def openapi_document() -> dict[str, Any]:
          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                    "default": 1}},
+        {"name": "by", "in": "query", "description": "rankings_* only",
+         "schema": {"type": "string", "enum": ["visits", "full_online_rate"],
+                    "default": "visits"}},
     ]
     report_param = {"name": "report", "in": "path", "required": True,
                     "schema": {"type": "string", "enum": list(REPORTS)}}
     ok = {"200": {"description": "the report", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Report"}}}},
-          "400": {"description": "bad limit/page"}, "401": {"description": "no token"},
+          "400": {"description": "a parameter that cannot be read: period, from/to, "
+                                 "limit/page, by"}, "401": {"description": "no token"},
           "403": {"description": "not your agency"}, "404": {"description": "unknown"}}
 
     def op(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
@@ -216,6 +221,31 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/sites/{site_id}/{report}": op("A report for one site", [
                 {"name": "site_id", "in": "path", "required": True,
                  "schema": {"type": "integer"}}]),
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": {
+                    "application/json": {"schema": {"type": "object"}}}}}}},
+            "/api/v1/compliance/reported": {"post": {
+                "summary": "Report an agency's own dossier totals (reconciliation)",
+                "description": "Rows of site, service code, period (YYYY-MM or YYYY-MM-DD) "
+                               "and count, held against the feed's and the browser's counts "
+                               "in the compliance report. An admin token may report for "
+                               "any site, an agency token for its own agency's sites only. "
+                               "At most 2 MB.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {
+                    "text/csv": {"schema": {"type": "string"},
+                                 "example": "site,service,period,count\n48,1.001234,"
+                                            "2026-03,120\n"},
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Reported"}},
+                }},
+                "responses": {
+                    "200": {"description": "rows saved (refused rows listed)", "content": {
+                        "application/json": {"schema": {
+                            "$ref": "#/components/schemas/ReportedResult"}}}},
+                    "400": {"description": "nothing saved: malformed body or every row "
+                                           "refused"},
+                    "401": {"description": "no valid API token"},
+                    "413": {"description": "body over 2 MB"}}}},
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -228,7 +258,17 @@ def openapi_document() -> dict[str, Any]:
                 "limit": {"type": "integer"}, "page": {"type": "integer"},
                 "has_more": {"type": "boolean"},
                 "rows": {"type": "array", "items": {"type": "object"}},
-                "data": {}}}},
+                "data": {}}},
+                "Reported": {"type": "object", "required": ["rows"], "properties": {
+                    "rows": {"type": "array", "items": {
+                        "type": "object", "required": ["site", "service", "period", "count"],
+                        "properties": {"site": {"type": ["integer", "string"]},
+                                       "service": {"type": "string"},
+                                       "period": {"type": "string"},
+                                       "count": {"type": ["integer", "string"]}}}}}},
+                "ReportedResult": {"type": "object", "properties": {
+                    "saved": {"type": "integer"}, "refused": {"type": "integer"},
+                    "errors": {"type": "array", "items": {"type": "object"}}}}},
         },
     }
 
