@@ -215,7 +215,8 @@ def cmd_retention(args: argparse.Namespace, config: Config) -> int:
 
 
 def add_report_commands(sub: Any) -> None:
-    """``giamsat user add`` and ``giamsat token add`` (accounts of the report pages)."""
+    """``giamsat user add|disable|enable`` and ``giamsat token add`` (accounts of the report
+    pages)."""
     user = sub.add_parser("user", help="report accounts").add_subparsers(
         dest="user_command", required=True)
     uadd = user.add_parser("add", help="create or update an account")
@@ -224,6 +225,11 @@ def add_report_commands(sub: Any) -> None:
     uadd.add_argument("--agency", default="", help="agency code for --role agency")
     uadd.add_argument("--password-stdin", action="store_true",
                       help="read the password from stdin (else asked twice on the terminal)")
+    udis = user.add_parser("disable", help="disable an account (its sessions and API "
+                                           "tokens stop working)")
+    udis.add_argument("username")
+    uen = user.add_parser("enable", help="enable a disabled account")
+    uen.add_argument("username")
     token = sub.add_parser("token", help="stats API tokens").add_subparsers(
         dest="token_command", required=True)
     tadd = token.add_parser("add", help="create an API token for a user (shown once)")
@@ -252,6 +258,26 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
         return 2
     print(f"user {user.username} saved ({user.role} {user.agency_code})".rstrip())
     return 0
+
+
+def _set_disabled(args: argparse.Namespace, config: Config, disabled: bool) -> int:
+    from reports.auth import set_disabled
+
+    if not run_db(config, lambda db: set_disabled(db, args.username, disabled)):
+        print(f"giamsat: no user {args.username!r}", file=sys.stderr)
+        return 2
+    print(f"user {args.username} {'disabled' if disabled else 'enabled'}")
+    return 0
+
+
+@command("user disable")
+def cmd_user_disable(args: argparse.Namespace, config: Config) -> int:
+    return _set_disabled(args, config, True)
+
+
+@command("user enable")
+def cmd_user_enable(args: argparse.Namespace, config: Config) -> int:
+    return _set_disabled(args, config, False)
 
 
 @command("token add")

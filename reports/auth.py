@@ -9,6 +9,12 @@ Anonymous visitors see only the pages named in ``GIAMSAT_PUBLIC_PAGES``.
   ``SameSite=Lax``, ``Secure`` when the request or ``GIAMSAT_PUBLIC_URL`` is https; valid
   12 hours. The user row is re-read on every request, so disabling an account takes effect
   at once. No session table: nothing to clean up.
+- Revocation: the cookie also holds ``ep``, the user's ``session_epoch`` when it was
+  issued; a cookie whose epoch is not the user's current one is no session. Signing out,
+  a password change (``giamsat user add`` on an existing name) and ``giamsat user
+  disable`` bump the epoch, so every cookie issued before stops working — signing out
+  ends the user's sessions on every browser. API tokens are not sessions: they stop with
+  ``disable`` (the account), not with a sign-out or a password change.
 - CSRF: every form carries ``csrf_token`` equal to the session's random ``csrf`` (compared in
   constant time). The login form gets a pre-session cookie holding only the token.
 - API tokens: 32 random bytes (``gs_…``), shown once, stored as SHA-256 (a high-entropy
@@ -50,6 +56,7 @@ class User:
     username: str
     role: str
     agency_code: str
+    epoch: int = 0  # users.session_epoch: sessions issued at another epoch are void
 
     @property
     def is_admin(self) -> bool:
@@ -80,7 +87,8 @@ async def add_user(db: Database, username: str, password: str, role: str,
     await db.execute(
         "INSERT INTO users (username, pw_hash, role, agency_code, created_ms) "
         "VALUES (:u, :h, :r, :a, :t) ON CONFLICT (username) DO UPDATE SET "
-        "pw_hash = excluded.pw_hash, role = excluded.role, agency_code = excluded.agency_code",
+        "pw_hash = excluded.pw_hash, role = excluded.role, agency_code = excluded.agency_code, "
+        "session_epoch = users.session_epoch + 1",  # a new password ends old sessions
         {"u": username, "h": hash_password(password), "r": role, "a": agency_code,
          "t": int(time.time() * 1000)},
     )
@@ -92,24 +100,40 @@ async def add_user(db: Database, username: str, password: str, role: str,
 def _user(row: dict[str, Any] | None) -> User | None:
     if not row or row.get("disabled"):
         return None
-    return User(int(row["id"]), row["username"], row["role"], row["agency_code"])
+    return User(int(row["id"]), row["username"], row["role"], row["agency_code"],
+                int(row.get("session_epoch") or 0))
+
+
+COLUMNS = "id, username, role, agency_code, disabled, session_epoch"
 
 
 async def user_by_name(db: Database, username: str) -> User | None:
     return _user(await db.fetch_one(
-        "SELECT id, username, role, agency_code, disabled FROM users WHERE username = :u",
-        {"u": username}))
+        f"SELECT {COLUMNS} FROM users WHERE username = :u", {"u": username}))
 
 
 async def user_by_id(db: Database, uid: int) -> User | None:
-    return _user(await db.fetch_one(
-        "SELECT id, username, role, agency_code, disabled FROM users WHERE id = :i", {"i": uid}))
+    return _user(await db.fetch_one(f"SELECT {COLUMNS} FROM users WHERE id = :i", {"i": uid}))
+
+
+async def revoke_sessions(db: Database, uid: int) -> None:
+    """Void every session cookie issued to the user so far."""
+    await db.execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = :i",
+                     {"i": uid})
+
+
+async def set_disabled(db: Database, username: str, disabled: bool = True) -> bool:
+    """Disable (or enable) an account; disabling also voids its sessions. False if no
+    such user."""
+    n = await db.execute(
+        "UPDATE users SET disabled = :d, session_epoch = session_epoch + 1 "
+        "WHERE username = :u", {"d": int(disabled), "u": username.strip()})
+    return bool(n)
 
 
 async def authenticate(db: Database, username: str, password: str) -> User | None:
     row = None if "\x00" in username else await db.fetch_one(  # NUL: PostgreSQL refuses it
-        "SELECT id, username, role, agency_code, disabled, pw_hash FROM users "
-        "WHERE username = :u", {"u": username.strip()})
+        f"SELECT {COLUMNS}, pw_hash FROM users WHERE username = :u", {"u": username.strip()})
     try:
         _hasher.verify(row["pw_hash"] if row else _DUMMY, password)
     except (VerificationError, InvalidHashError):
@@ -136,7 +160,8 @@ async def add_token(db: Database, username: str, label: str = "") -> str:
 
 async def user_for_token(db: Database, token: str) -> User | None:
     row = await db.fetch_one(
-        "SELECT u.id, u.username, u.role, u.agency_code, u.disabled FROM api_tokens t "
+        "SELECT u.id, u.username, u.role, u.agency_code, u.disabled, u.session_epoch "
+        "FROM api_tokens t "
         "JOIN users u ON u.id = t.user_id WHERE t.token_hash = :h", {"h": _token_hash(token)})
     return _user(row)
 

@@ -111,8 +111,11 @@ async def context(request: Request) -> Ctx:
     sessions = await sessions_for(request)
     session = sessions.load(request)
     user = None
-    if "uid" in session:
-        user = await auth.user_by_id(request.app.state.giamsat.db, int(session["uid"]))
+    if isinstance(session.get("uid"), int):
+        user = await auth.user_by_id(request.app.state.giamsat.db, session["uid"])
+        if user is not None and session.get("ep", 0) != user.epoch:
+            user = None  # signed out, password changed or disabled since: a void session
+            session = {k: v for k, v in session.items() if k not in ("uid", "ep")}
     return Ctx(request, user, session, sessions)
 
 
@@ -270,7 +273,7 @@ async def login(ctx: Ctx) -> Response:
         return render(ctx, "login.html", 401, next=nxt,
                       message=ctx.f.t("Wrong user name or password."))
     # a fresh session (new CSRF token) at sign-in: no fixation
-    ctx.session = {"uid": user.id, "csrf": auth.new_csrf()}
+    ctx.session = {"uid": user.id, "ep": user.epoch, "csrf": auth.new_csrf()}
     pref = await ctx.db.fetch_one(
         "SELECT value FROM user_settings WHERE user_id = :u AND key = 'period'", {"u": user.id})
     if pref:
@@ -288,6 +291,8 @@ async def logout(ctx: Ctx) -> Response:
     form = await _form(ctx)
     if not auth.csrf_ok(ctx.session, form.get("csrf_token")):
         return error(ctx, 403)
+    if ctx.user is not None:  # every cookie of this user, on every browser, stops working
+        await auth.revoke_sessions(ctx.db, ctx.user.id)
     response = RedirectResponse("/", 303)
     ctx.sessions.clear(ctx.request, response)
     return response
