@@ -11,7 +11,7 @@ Query: ``period`` (today 7d 30d 90d month year custom) or ``from``/``to`` (YYYY-
 ``limit`` (1–1000, default 100) and ``page`` (from 1) for list reports. Authentication:
 ``Authorization: Bearer gs_…`` (see ``giamsat token add``) or a signed-in session. The
 same access rules as the pages: an agency's token reads only its agency and sites; the
-national reports are open when the overview page is public.
+national reports are open when the overview page is public, else for admins only.
 """
 
 from __future__ import annotations
@@ -141,12 +141,12 @@ async def stats(request: Request) -> Response:
         row = await queries.agency_row(db, code) if "\x00" not in code else None
         agency, page_name = (row or {}).get("code", ""), "agencies"
         scope = Scope.agency(row["code"]) if row else None
-    else:
-        agency, page_name, scope = None, "overview", Scope.nation()
+    else:  # national reports compare every agency: public with the overview, else admins
+        agency, page_name, scope = "", "overview", Scope.nation()
     if not _public(request, page_name):
         if user is None:
             return problem(401, "authentication required (Authorization: Bearer <token>)")
-        if agency is not None and not user.may_see_agency(agency):
+        if not user.may_see_agency(agency):
             return problem(403, "this token may not read that agency or site")
     if scope is None:
         return problem(404, "no such site or agency")

@@ -228,7 +228,8 @@ async def latest(request: Request) -> Response:
 
 @page
 async def site_page(ctx: Ctx) -> Response:
-    require(ctx, "compliance")
+    if not ctx.public("compliance") and ctx.user is None:
+        raise Denied(401)
     request = ctx.request
     q = request.query_params
     lang = ctx.lang
@@ -240,6 +241,8 @@ async def site_page(ctx: Ctx) -> Response:
     result = await _compute(request, month, now)
     sid = path_id(raw)
     site = next((s for s in result.sites if s.site_id == sid), None)
+    # not public: an agency user reads its own sites' compliance only (unknown ids: 403)
+    require(ctx, "compliance", agency="" if site is None else site.agency_code)
     if site is None:
         raise Denied(404)
     db = request.app.state.giamsat.db

@@ -3,7 +3,9 @@ settings. ``routes()`` is appended to the app's routes by ``collector.app.create
 
 Access (see ``reports.auth``): a page named in ``GIAMSAT_PUBLIC_PAGES`` is open to
 everyone; otherwise an anonymous visitor is sent to ``/login`` and a signed-in agency user
-sees only its own agency and its sites (403 otherwise). Every page answers
+sees only its own agency's page and its sites (403 otherwise) — not the national pages
+(overview, /dvc, compliance list), which compare every agency: those are for admins
+unless published. Every page answers
 ``?table=<name>&format=csv|json`` with one of its tables, under the same rules.
 
 Responses carry a strict Content-Security-Policy (no script at all, inline styles only):
@@ -143,11 +145,15 @@ def error(ctx: Ctx, status: int, message: str = "") -> Response:
 
 
 def require(ctx: Ctx, page: str, agency: str | None = None) -> None:
+    """Access to ``page``: open if public; else a signed-in user — for one agency's page
+    (``agency`` given) an admin or that agency's user, for a national page (``agency``
+    ``None``: the overview, /dvc, the compliance list, all of which compare agencies) an
+    admin only. Raises :class:`Denied` (401: sign in; 403)."""
     if ctx.public(page):
         return
     if ctx.user is None:
         raise Denied(401)
-    if agency is not None and not ctx.user.may_see_agency(agency):
+    if not ctx.user.may_see_agency("" if agency is None else agency):
         raise Denied(403)
 
 

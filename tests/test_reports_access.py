@@ -145,3 +145,91 @@ async def test_cli_user_and_token(db, config, monkeypatch, capsys) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert await asyncio.to_thread(cli, ["--database-url", url, "user", "add", "x", "--role",
                                          "admin", "--password-stdin"]) == 2
+
+
+SITE_TABLES = ("pages", "entry", "sources", "referrers", "campaigns", "devices", "browsers",
+               "os", "provinces", "hours", "dvc", "dossiers", "dropped", "daily")
+
+
+async def test_agency_user_gets_no_export_of_another_agency(report_client, db) -> None:
+    """Every CSV/JSON download of H26's site and agency pages, and every API report on
+    them, by session or token, is refused to BYT's user; its own exports work."""
+    from reports.api import REPORTS
+    from reports.auth import add_token
+
+    c = report_client
+    assert (await login(c, "byt", "byt-password-1")).status_code == 303
+    for fmt in ("csv", "json"):
+        for table in SITE_TABLES:
+            for site in (47, 48):
+                r = await c.get(f"/sites/{site}?table={table}&format={fmt}&period=30d")
+                assert r.status_code == 403, (site, table, fmt)
+                assert "content-disposition" not in r.headers
+                assert "tin-tuc" not in r.text and "1.001234" not in r.text
+            own = await c.get(f"/sites/60?table={table}&format={fmt}")
+            assert own.status_code == 200, (table, fmt)
+        for table in ("sites", "dvc", "dossiers"):
+            r = await c.get(f"/agencies/H26?table={table}&format={fmt}")
+            assert r.status_code == 403 and "DVC Hà Nội" not in r.text
+            assert (await c.get(f"/agencies/BYT?table={table}&format={fmt}")).status_code == 200
+        for site in (47, 48):
+            r = await c.get(f"/compliance/sites/{site}?format={fmt}")
+            assert r.status_code == 200  # compliance is public by default: published anyway
+    token = await add_token(db, "byt")
+    for auth in ({}, {"authorization": f"Bearer {token}"}):  # the session, then the token
+        for report in REPORTS:
+            for path in (f"/api/v1/sites/47/{report}", f"/api/v1/sites/48/{report}",
+                         f"/api/v1/agencies/H26/{report}"):
+                r = await c.get(path, headers=auth)
+                assert r.status_code == 403, (path, auth)
+                assert "visits" not in r.text and "1.001234" not in r.text
+        assert (await c.get("/api/v1/sites/60/totals", headers=auth)).status_code == 200
+
+
+async def test_agency_user_and_pages_that_are_not_public(db, config) -> None:
+    """With nothing public, an agency user sees its own agency, its sites and their
+    compliance — not the national pages that compare every agency (admins do)."""
+    import dataclasses
+
+    import httpx
+    from reportdata import populate
+    from reporthelp import make_users
+
+    from collector.app import create_app
+    from reports.auth import add_token
+
+    app = create_app(dataclasses.replace(config, public_pages=""))
+    async with app.router.lifespan_context(app):
+        await populate(app, app.state.giamsat.db)
+        await make_users(db)
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            national = ("/", "/?table=province_visits&format=csv", "/dvc",
+                        "/dvc?service=1.001234&table=by_agency&format=json", "/compliance",
+                        "/compliance?format=csv", "/api/v1/national/totals",
+                        "/api/v1/national/rankings_provinces")
+            for path in (*national, "/compliance/sites/47", "/sites/47"):
+                r = await c.get(path)
+                assert r.status_code in (303, 401), path  # anonymous: sign in first
+            r = await login(c, "byt", "byt-password-1")
+            assert r.headers["location"] == "/agencies/BYT"
+            for path in national:
+                r = await c.get(path)
+                assert r.status_code == 403, path
+                assert "Thành phố Hà Nội" not in r.text
+            token = await add_token(db, "byt")
+            r = await c.get("/api/v1/national/totals",
+                            headers={"authorization": f"Bearer {token}"})
+            assert r.status_code == 403
+            for path in ("/agencies/BYT", "/sites/60", "/sites/60/install",
+                         "/compliance/sites/60", "/api/v1/sites/60/totals"):
+                assert (await c.get(path)).status_code == 200, path
+            for path in ("/compliance/sites/47", "/compliance/sites/47?format=json",
+                         "/compliance/sites/99999"):
+                r = await c.get(path)
+                assert r.status_code == 403, path
+                assert "Cổng TTĐT Hà Nội" not in r.text
+            c.cookies.clear()
+            assert (await login(c, "bo", "ministry-password")).status_code == 303
+            for path in (*national, "/compliance/sites/47"):
+                assert (await c.get(path)).status_code == 200, path
