@@ -195,9 +195,9 @@ async def per_site(db: Database, scope: Scope, start: DayLike, end: DayLike,
     Sites without any row are absent."""
     months, edges = await split_range(db, start, end)
     cond, p = scope.where()
-    jobs: list[tuple[dict[str, str], Any]] = []
+    jobs: list[tuple[list[int], Any]] = []  # (positions in `columns` of the row's sums, rows)
     if months:
-        jobs.append(({}, db.fetch_all(
+        jobs.append((list(range(len(columns))), db.fetch_rows(
             f"SELECT site_id, {_sums(columns)} FROM rollup_site_month WHERE {cond} "
             "AND month >= :m1 AND month <= :m2 GROUP BY site_id",
             {**p, "m1": months[0], "m2": months[1]})))
@@ -205,18 +205,20 @@ async def per_site(db: Database, scope: Scope, start: DayLike, end: DayLike,
         for table, cols, renames in DAY_GROUPS:
             wanted = tuple(c for c in cols if renames.get(c, c) in columns)
             if wanted:
-                jobs.append((renames, db.fetch_all(
+                jobs.append(([columns.index(renames.get(c, c)) for c in wanted], db.fetch_rows(
                     f"SELECT site_id, {_sums(wanted)} FROM {table} WHERE {cond} "
                     "AND day >= :a AND day <= :b GROUP BY site_id", {**p, "a": a, "b": b})))
-    out: dict[int, dict[str, int]] = {}
-    for (renames, _), rows in zip(jobs, await asyncio.gather(*(j for _, j in jobs)),
-                                  strict=True):
-        for r in rows:
-            t = out.setdefault(int(r["site_id"]), {c: 0 for c in columns})
-            for k, v in r.items():
-                if k != "site_id":
-                    t[renames.get(k, k)] += int(v or 0)
-    return out
+    acc: dict[int, list[Any]] = {}
+    n = len(columns)
+    for (positions, _), rows in zip(jobs, await asyncio.gather(*(j for _, j in jobs)),
+                                    strict=True):
+        for row in rows:
+            t = acc.get(row[0])
+            if t is None:
+                t = acc[row[0]] = [0] * n
+            for i, v in zip(positions, row[1:], strict=True):
+                t[i] += v
+    return {int(sid): dict(zip(columns, map(int, t), strict=True)) for sid, t in acc.items()}
 
 
 def _month_table(scope: Scope) -> str:
