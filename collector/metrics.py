@@ -205,9 +205,12 @@ async def per_site(db: Database, scope: Scope, start: DayLike, end: DayLike,
         for table, cols, renames in DAY_GROUPS:
             wanted = tuple(c for c in cols if renames.get(c, c) in columns)
             if wanted:
+                # "+site_id … GROUP BY 1": SQLite then reads the covering index by day and
+                # sorts, instead of skip-scanning the (site_id, day) key: 2 edge days of
+                # 1,000 sites 13 → 4 ms; the same for 30 days (PostgreSQL: unary plus)
                 jobs.append(([columns.index(renames.get(c, c)) for c in wanted], db.fetch_rows(
-                    f"SELECT site_id, {_sums(wanted)} FROM {table} WHERE {cond} "
-                    "AND day >= :a AND day <= :b GROUP BY site_id", {**p, "a": a, "b": b})))
+                    f"SELECT +site_id AS site_id, {_sums(wanted)} FROM {table} WHERE {cond} "
+                    "AND day >= :a AND day <= :b GROUP BY 1", {**p, "a": a, "b": b})))
     acc: dict[int, list[Any]] = {}
     n = len(columns)
     for (positions, _), rows in zip(jobs, await asyncio.gather(*(j for _, j in jobs)),
