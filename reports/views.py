@@ -236,7 +236,7 @@ async def overview_view(db: Database, config: Config, period: Period,
     # (national totals summed from the rankings' per-site read was measured slower: a
     # GROUP BY site_id of every column costs more than a plain SUM and a narrow GROUP BY)
     cmp, figures, share, ts, share_by, registry = await asyncio.gather(
-        metrics.compare(db, nation, s, e),
+        metrics.compare(db, nation, s, e, with_dropped=False),  # not shown here
         queries.agency_rankings(db, s, e),
         queries.procedure_share(db, nation, s, e),
         metrics.month_series(db, nation, s, e, series_cols) if monthly else
