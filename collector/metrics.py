@@ -182,10 +182,16 @@ async def months_fresh(db: Database) -> bool:
 async def split_range(db: Database, start: DayLike, end: DayLike,
                       ) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
     """:func:`month_split`, if the monthly tables are fresh; else the whole range as days."""
-    months, edges = month_split(start, end)
-    if months is not None and not await months_fresh(db):
-        return None, [(as_day(start).isoformat(), as_day(end).isoformat())]
+    months, edges, _ = await _split_fresh(db, start, end)
     return months, edges
+
+
+async def _split_fresh(db: Database, start: DayLike, end: DayLike,
+                       ) -> tuple[tuple[str, str] | None, list[tuple[str, str]], bool]:
+    months, edges = month_split(start, end)
+    if not await months_fresh(db):
+        return None, [(as_day(start).isoformat(), as_day(end).isoformat())], False
+    return months, edges, True
 
 
 async def per_site(db: Database, scope: Scope, start: DayLike, end: DayLike,
@@ -228,9 +234,17 @@ def _month_table(scope: Scope) -> str:
     return "rollup_nation_month" if scope.kind == "nation" else "rollup_site_month"
 
 
+def _day_groups(scope: Scope, fresh: bool) -> tuple[tuple[str, tuple[str, ...],
+                                                           dict[str, str]], ...]:
+    """The daily tables to read: for the nation while fresh, ``rollup_nation_day``."""
+    if fresh and scope.kind == "nation":
+        return (("rollup_nation_day", MONTH_COLUMNS, {}),)
+    return DAY_GROUPS
+
+
 async def _summed(db: Database, scope: Scope, start: DayLike,
                   end: DayLike) -> dict[str, int]:
-    months, edges = await split_range(db, start, end)
+    months, edges, fresh = await _split_fresh(db, start, end)
     cond, p = scope.where()
     jobs: list[tuple[dict[str, str], Any]] = []
     if months:
@@ -238,7 +252,7 @@ async def _summed(db: Database, scope: Scope, start: DayLike,
             f"SELECT {_sums(MONTH_COLUMNS)} FROM {_month_table(scope)} WHERE {cond} "
             "AND month >= :m1 AND month <= :m2", {**p, "m1": months[0], "m2": months[1]})))
     for a, b in edges:
-        for table, cols, renames in DAY_GROUPS:
+        for table, cols, renames in _day_groups(scope, fresh):
             jobs.append((renames, db.fetch_one(
                 f"SELECT {_sums(cols)} FROM {table} WHERE {cond} AND day >= :a AND day <= :b",
                 {**p, "a": a, "b": b})))
@@ -277,7 +291,7 @@ async def month_series(
 ) -> list[dict[str, Any]]:
     """One row per calendar month the range touches (``{"month": 'YYYY-MM', *columns}``,
     zeros where no data; edge months hold only the range's days): a long range's chart."""
-    months, edges = await split_range(db, start, end)
+    months, edges, fresh = await _split_fresh(db, start, end)
     cond, p = scope.where()
     a, b = as_day(start), as_day(end)
     series: dict[str, dict[str, Any]] = {}
@@ -292,7 +306,7 @@ async def month_series(
             "AND month >= :m1 AND month <= :m2 GROUP BY month",
             {**p, "m1": months[0], "m2": months[1]})))
     for x, y in edges:
-        for table, cols, renames in DAY_GROUPS:
+        for table, cols, renames in _day_groups(scope, fresh):
             wanted = tuple(c for c in cols if renames.get(c, c) in columns)
             if wanted:
                 jobs.append((renames, db.fetch_all(
@@ -334,11 +348,10 @@ async def timeseries(
     series: dict[str, dict[str, Any]] = {
         d: {"day": d, **{m: 0 for m in metrics}} for d in days_between(start, end)
     }
-    groups = (
-        ("rollup_site_day", SITE_COLUMNS, {}),
-        ("rollup_dvc", DVC_COLUMNS, {}),
-        ("rollup_dossiers", DOSSIER_COLUMNS, {"events": "dossier_events"}),
-    )
+    groups = DAY_GROUPS
+    if scope.kind == "nation" and await months_fresh(db):
+        # the national daily totals, one row a day ("events" there: site events)
+        groups = (("rollup_nation_day", MONTH_COLUMNS, {}),)
     unknown = set(metrics)
     for table, columns, renames in groups:
         wanted = [c for c in columns if renames.get(c, c) in metrics]

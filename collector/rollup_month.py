@@ -1,7 +1,8 @@
-"""Monthly totals per site (``rollup_site_month``, ``rollup_dossiers_month``) and for the
-nation (``rollup_nation_month``, the sum of the first), derived from the daily rollup
-tables for the months a rollup touched, so a year-long national overview sums ~12 rows
-per site (its totals: ~12 rows) instead of ~365.
+"""Monthly totals per site (``rollup_site_month``, ``rollup_dossiers_month``) and national
+totals per month and per day (``rollup_nation_month``, ``rollup_nation_day``: every site
+summed), derived from the daily rollup tables for the months a rollup touched, so a
+year-long national overview sums ~12 rows per site (its totals: ~12 rows, its 30-day
+totals and chart: 30 rows) instead of ~365 (30) per site.
 
     await rollup(db)
     await refresh_site_months(db)          # after every rollup (app.run_rollup, cli rollup)
@@ -28,26 +29,39 @@ from collector.metrics import SITE_COLUMNS as SITE
 from collector.store import Database, Queries
 
 SOURCES = {"hits": "hits", "dossiers": "dossiers"}  # watermark name -> raw table
-TABLES = ("rollup_site_month", "rollup_nation_month", "rollup_dossiers_month")
+TABLES = ("rollup_site_month", "rollup_nation_month", "rollup_dossiers_month",
+          "rollup_nation_day")
 
 
 def _select(table: str, own: dict[str, str], where: str) -> str:
     """This table's columns (``own``: monthly name -> daily column) as ``c0…cN`` in
     ``MONTH_COLUMNS`` order, zeros for the other tables' columns."""
     cols = ", ".join(f"{own.get(c, '0')} AS c{i}" for i, c in enumerate(MONTH_COLUMNS))
-    return f"SELECT site_id, substr(day, 1, 7) AS month, {cols} FROM {table} WHERE {where}"
+    return (f"SELECT site_id, day, substr(day, 1, 7) AS month, {cols} FROM {table} "
+            f"WHERE {where}")
 
 
-def _site_month_sql(where: str) -> str:
-    parts = " UNION ALL ".join((
+def _union(where: str) -> str:
+    """Every daily counter of the three daily tables as rows of ``site_id, day, month,
+    c0…cN``."""
+    return " UNION ALL ".join((
         _select("rollup_site_day", {c: c for c in SITE}, where),
         _select("rollup_dvc", {c: c for c in DVC}, where),
         _select("rollup_dossiers", {("dossier_events" if c == "events" else c): c
                                     for c in DOSSIER}, where),
     ))
+
+
+def _site_month_sql(where: str) -> str:
     sums = ", ".join(f"SUM(c{i})" for i in range(len(MONTH_COLUMNS)))
     return (f"INSERT INTO rollup_site_month (site_id, month, {', '.join(MONTH_COLUMNS)}) "
-            f"SELECT site_id, month, {sums} FROM ({parts}) u GROUP BY site_id, month")
+            f"SELECT site_id, month, {sums} FROM ({_union(where)}) u GROUP BY site_id, month")
+
+
+def _nation_day_sql(where: str) -> str:
+    sums = ", ".join(f"SUM(c{i})" for i in range(len(MONTH_COLUMNS)))
+    return (f"INSERT INTO rollup_nation_day (day, {', '.join(MONTH_COLUMNS)}) "
+            f"SELECT day, {sums} FROM ({_union(where)}) u GROUP BY day")
 
 
 def _nation_month_sql(where: str) -> str:
@@ -99,10 +113,12 @@ async def refresh_site_months(db: Database, since: str | None = None) -> list[st
             for m in sorted(months):
                 p = {"a": m + "-01", "b": m + "-31", "m": m}
                 for table in TABLES:
-                    await q.execute(f"DELETE FROM {table} WHERE month = :m", p)
+                    key = "day >= :a AND day <= :b" if table.endswith("_day") else "month = :m"
+                    await q.execute(f"DELETE FROM {table} WHERE {key}", p)
                 where = "day >= :a AND day <= :b"
                 await q.execute(_site_month_sql(where), p)
                 await q.execute(_nation_month_sql("month = :m"), p)
+                await q.execute(_nation_day_sql(where), p)
                 await q.execute(_dossier_month_sql(where), p)
         else:
             done = None
@@ -110,6 +126,7 @@ async def refresh_site_months(db: Database, since: str | None = None) -> list[st
                 await q.execute(f"DELETE FROM {table}")
             await q.execute(_site_month_sql("1 = 1"))
             await q.execute(_nation_month_sql("1 = 1"))
+            await q.execute(_nation_day_sql("1 = 1"))
             await q.execute(_dossier_month_sql("1 = 1"))
         await q.execute("DELETE FROM rollup_month_state")
         await q.execute_many(

@@ -40,6 +40,10 @@ async def figures(db: Database) -> dict[str, object]:
         "agency": await m.totals(db, agency, START, END),
         "per_site": await m.per_site(db, nation, START, END),
         "series": await m.month_series(db, nation, START, END, ("visits", "received")),
+        "days": await m.timeseries(db, nation, START, END,
+                                   ("visits", "pageviews", "views", "received", "events",
+                                    "dossier_events")),
+        "prev": await m.compare(db, nation, "2026-03-02", "2026-03-20"),
         "share": await queries.procedure_share(db, nation, START, END),
         "share_month": await queries.procedure_share_by_month(db, nation, START, END),
         "rankings": await queries.agency_rankings(db, START, END),
@@ -64,6 +68,10 @@ async def test_monthly_tables_give_the_daily_figures(db: Database) -> None:
                                 "GROUP BY month ORDER BY month")
     assert [(r["month"], int(r["v"])) for r in months] == [
         ("2026-01", 4), ("2026-02", 6), ("2026-03", 8), ("2026-04", 2)]
+    by_day = await db.fetch_all("SELECT day, visits, dossier_events FROM rollup_nation_day "
+                                "WHERE day >= '2026-01-20' AND day <= '2026-02-11' ORDER BY day")
+    assert [(r["day"], int(r["visits"]), int(r["dossier_events"])) for r in by_day] == [
+        ("2026-01-20", 0, 2), ("2026-02-10", 2, 0), ("2026-02-11", 2, 0)]
     nation = await db.fetch_all("SELECT month, visits FROM rollup_nation_month ORDER BY month")
     assert [(r["month"], int(r["visits"])) for r in nation] == [
         ("2026-01", 4), ("2026-02", 6), ("2026-03", 8), ("2026-04", 2)]

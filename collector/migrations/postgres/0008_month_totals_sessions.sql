@@ -66,6 +66,34 @@ CREATE TABLE rollup_nation_month (
   results            bigint NOT NULL DEFAULT 0
 );
 
+-- And per day ('YYYY-MM-DD'): the national totals and chart of any range.
+CREATE TABLE rollup_nation_day (
+  day                text PRIMARY KEY,
+  visits             bigint NOT NULL DEFAULT 0,
+  visitors           bigint NOT NULL DEFAULT 0,
+  pageviews          bigint NOT NULL DEFAULT 0,
+  bounces            bigint NOT NULL DEFAULT 0,
+  duration_ms        bigint NOT NULL DEFAULT 0,
+  hits               bigint NOT NULL DEFAULT 0,
+  events             bigint NOT NULL DEFAULT 0,
+  outlinks           bigint NOT NULL DEFAULT 0,
+  downloads          bigint NOT NULL DEFAULT 0,
+  views              bigint NOT NULL DEFAULT 0,
+  submissions        bigint NOT NULL DEFAULT 0,
+  other_steps        bigint NOT NULL DEFAULT 0,
+  ratings            bigint NOT NULL DEFAULT 0,
+  rating_sum         bigint NOT NULL DEFAULT 0,
+  ratings_good       bigint NOT NULL DEFAULT 0,
+  dossier_events     bigint NOT NULL DEFAULT 0,
+  received           bigint NOT NULL DEFAULT 0,
+  received_online    bigint NOT NULL DEFAULT 0,
+  received_in_person bigint NOT NULL DEFAULT 0,
+  full_online        bigint NOT NULL DEFAULT 0,
+  paid_online        bigint NOT NULL DEFAULT 0,
+  paid_in_person     bigint NOT NULL DEFAULT 0,
+  results            bigint NOT NULL DEFAULT 0
+);
+
 -- Dossier counters per site, month and service code (procedure share over long ranges).
 CREATE TABLE rollup_dossiers_month (
   site_id            bigint NOT NULL,

@@ -66,6 +66,34 @@ CREATE TABLE rollup_nation_month (
   results            INTEGER NOT NULL DEFAULT 0
 );
 
+-- And per day ('YYYY-MM-DD'): the national totals and chart of any range.
+CREATE TABLE rollup_nation_day (
+  day                TEXT PRIMARY KEY,
+  visits             INTEGER NOT NULL DEFAULT 0,
+  visitors           INTEGER NOT NULL DEFAULT 0,
+  pageviews          INTEGER NOT NULL DEFAULT 0,
+  bounces            INTEGER NOT NULL DEFAULT 0,
+  duration_ms        INTEGER NOT NULL DEFAULT 0,
+  hits               INTEGER NOT NULL DEFAULT 0,
+  events             INTEGER NOT NULL DEFAULT 0,
+  outlinks           INTEGER NOT NULL DEFAULT 0,
+  downloads          INTEGER NOT NULL DEFAULT 0,
+  views              INTEGER NOT NULL DEFAULT 0,
+  submissions        INTEGER NOT NULL DEFAULT 0,
+  other_steps        INTEGER NOT NULL DEFAULT 0,
+  ratings            INTEGER NOT NULL DEFAULT 0,
+  rating_sum         INTEGER NOT NULL DEFAULT 0,
+  ratings_good       INTEGER NOT NULL DEFAULT 0,
+  dossier_events     INTEGER NOT NULL DEFAULT 0,
+  received           INTEGER NOT NULL DEFAULT 0,
+  received_online    INTEGER NOT NULL DEFAULT 0,
+  received_in_person INTEGER NOT NULL DEFAULT 0,
+  full_online        INTEGER NOT NULL DEFAULT 0,
+  paid_online        INTEGER NOT NULL DEFAULT 0,
+  paid_in_person     INTEGER NOT NULL DEFAULT 0,
+  results            INTEGER NOT NULL DEFAULT 0
+);
+
 -- Dossier counters per site, month and service code (procedure share over long ranges).
 CREATE TABLE rollup_dossiers_month (
   site_id            INTEGER NOT NULL,
