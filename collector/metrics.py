@@ -1,11 +1,12 @@
 """The metrics API: figures for a site, an agency or the nation over any date range.
 
 Reads rollup tables only (``rollup_site_day``, ``rollup_dimensions``, ``rollup_dvc``,
-``rollup_dossiers`` and, for the whole months of a range, ``rollup_dimensions_month``,
-``rollup_site_month``, ``rollup_dossiers_month``) and
-the ``dropped`` counters — never raw hits — so a 365-day dashboard is a few index range
-scans. ``reports`` calls these functions; they return
-plain dicts and lists (JSON-ready).
+``rollup_dossiers``; for the whole months of a range ``rollup_dimensions_month``,
+``rollup_site_month``, ``rollup_dossiers_month``; for the nation ``rollup_nation_month``
+and ``rollup_nation_day`` — the last four while fresh, see ``collector.rollup_month``)
+and the ``dropped`` counters — never raw hits — so a 365-day dashboard is a few index
+range scans. ``reports`` calls these functions; they return plain dicts and lists
+(JSON-ready).
 
     scope = Scope.site(47)            # or Scope.agency("H26"), Scope.nation()
     await totals(db, scope, "2026-01-01", "2026-01-31")

@@ -301,7 +301,7 @@ async def overview_view(db: Database, config: Config, period: Period,
         Column("target", f.t("Target"), "pct")], targets)
     tables["targets"] = targets_table
     return {"compare": cmp, "cur": cur, "cards": kpi_cards(cmp, f), "tables": tables,
-            "charts": charts, "targets": targets, "share": share,
+            "charts": charts, "targets": targets, "share": share, "monthly": monthly,
             "registry": registry}
 
 

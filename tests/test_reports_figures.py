@@ -160,3 +160,22 @@ async def test_install_status_shows_the_latest_scan_and_links_to_compliance(
     await signed_in(c, db)
     section = (await c.get("/sites/47")).text.split('id="install"', 1)[1]
     assert "Không có phát hiện" in section.split("</section>", 1)[0]
+
+
+async def test_overview_year_reads_the_same_figures_fresh_or_not(report_client) -> None:
+    """A year-long overview: per month charted; the same figures whether the monthly
+    tables were refreshed after the fixture's rollup (read monthly) or not (daily)."""
+    c = report_client
+    app = c.app
+    stale = (await c.get("/?period=year")).text
+    assert "Lượt truy cập theo tháng" in stale
+    await refresh_site_months(app.state.giamsat.db)
+    app.state.reports_cache.clear()
+    fresh = (await c.get("/?period=year")).text
+    for key in ("visits", "visitors", "pageviews", "bounce_rate", "avg_duration_s"):
+        assert kpi(fresh, key) == kpi(stale, key), key
+    assert kpi(fresh, "visits") == "6" and kpi(fresh, "pageviews") == "7"
+    for table in ("province_visits", "ministry_visits", "province_full_online"):
+        assert table_rows(fresh, table) == table_rows(stale, table), table
+    month = (await c.get("/?period=month")).text  # ≤ 92 days: per day
+    assert "Lượt truy cập theo ngày" in month and kpi(month, "visits") == "6"
