@@ -155,7 +155,8 @@ async def measure(path: str, agencies: list[str], requests: int, sites: int,
                         n = cold_requests if mode == "cold" else requests
                         for i in range(n + 2):
                             if mode == "cold":  # as after a rollup moved the watermarks
-                                getattr(app.state, "reports_cache", {}).clear()
+                                for cache in ("reports_cache", "site_cache"):
+                                    getattr(app.state, cache, {}).clear()
                             # cold: a different site/agency each time; warm: a few, repeated
                             k = i if mode == "cold" else i % 3
                             u = url.format(site=1 + (k * 37) % sites,

@@ -65,12 +65,14 @@ class Ctx:
         return parse_period(self.request.query_params,
                             local_today(self.config.timezone_offset_hours), default)
 
-    def cache(self) -> ViewCache:
-        """The app's cache of heavy views (one per app: never shared between databases)."""
+    def cache(self, name: str = "reports_cache") -> ViewCache:
+        """The app's cache of heavy views (one per app: never shared between databases).
+        Site pages have their own (``site_cache``), so a crawl of many site dashboards
+        cannot evict the overview and agency pages."""
         state = self.request.app.state
-        if getattr(state, "reports_cache", None) is None:
-            state.reports_cache = ViewCache()
-        return state.reports_cache  # type: ignore[no-any-return]
+        if getattr(state, name, None) is None:
+            setattr(state, name, ViewCache())
+        return getattr(state, name)  # type: ignore[no-any-return]
 
     def public(self, page: str) -> bool:
         return page in {p.strip() for p in self.config.public_pages.split(",")}
@@ -202,8 +204,9 @@ async def site_page(ctx: Ctx) -> Response:
     require(ctx, "sites", agency=site["agency_code"])
     period = ctx.period()
     sid = int(site["id"])
-    data = await ctx.cache().get(ctx.db, ("site", sid, period.start, period.end, ctx.lang),
-                                 lambda: views.site_view(ctx.db, sid, period, ctx.f))
+    data = await ctx.cache("site_cache").get(
+        ctx.db, ("site", sid, period.start, period.end, ctx.lang),
+        lambda: views.site_view(ctx.db, sid, period, ctx.f))
     return maybe_export(ctx, data["tables"], f"site-{site['id']}") or render(
         ctx, "site.html", period=period, site=site, hosts=await queries.site_hosts(ctx.db, sid),
         install=await queries.install_status(ctx.db, sid), **data)  # fresh, not cached
