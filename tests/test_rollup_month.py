@@ -109,3 +109,26 @@ async def test_rebuild_path_invalidates_then_recomputes(db: Database) -> None:
     await db.execute("UPDATE rollup_site_month SET visits = visits + 100 WHERE month = '2026-03'")
     assert await refresh_site_months(db, since="2026-03-01") == ["2026-03", "2026-04"]
     assert await figures(db) == right
+
+
+async def test_the_app_and_the_cli_refresh_after_their_rollups(client, db: Database,
+                                                              config) -> None:
+    import asyncio
+
+    from collector.app import run_rollup
+    from collector.cli import main
+
+    await db.write_batch([hit(47, "2026-02-10 09:00", 1)], [])
+    await run_rollup(client.app.state.giamsat)  # the in-server job
+    assert await m.months_fresh(db)
+    assert (await m.totals(db, Scope.nation(), "2026-02-01", "2026-02-28"))["visits"] == 1
+    await db.write_batch([hit(47, "2026-02-11 09:00", 2)], [])
+    url = config.database_url
+    assert await asyncio.to_thread(main, ["--database-url", url, "rollup"]) == 0
+    assert await m.months_fresh(db)
+    assert (await m.totals(db, Scope.nation(), "2026-02-01", "2026-02-28"))["visits"] == 2
+    await db.execute("UPDATE rollup_nation_month SET visits = 99")  # as if gone wrong
+    assert await asyncio.to_thread(main, ["--database-url", url, "rollup", "--since",
+                                          "2026-02-01"]) == 0
+    assert await m.months_fresh(db)
+    assert (await m.totals(db, Scope.nation(), "2026-02-01", "2026-02-28"))["visits"] == 2
