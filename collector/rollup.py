@@ -271,9 +271,12 @@ async def _hits_batch(
         else:
             await q.execute_all(steps)
         steps = []
-        rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
-        if summary["old"]:
-            rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
+        if dialect == "sqlite":
+            rows = await q.fetch_rows(sql.SLOW_HITS_SQLITE, p)
+        else:
+            rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
+            if summary["old"]:
+                rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
         rows.sort()  # session order: site, day, visitor, ts, id
         await q.insert_rows("rollup_sv", sql.SV_COLUMNS, cut_sessions(rows))
         steps.append((sql.SLOW_VISITS, None))
