@@ -282,7 +282,7 @@ async def _hits_batch(
         steps.append((sql.SLOW_VISITS, None))
     await q.execute_all([
         *steps,
-        (sql.ADD_VISITS, None),
+        (sql.ADD_VISITS if dialect == "sqlite" else sql.ADD_VISITS_POSTGRES, None),
         *((statement, p) for statement in sql.dimension_sql(dialect)),
         *((statement, None) for statement in sql.apply_sql(dialect)),
         (sql.SITE_DAY, None),
