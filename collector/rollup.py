@@ -93,10 +93,11 @@ which bench/rollup.py now prints): SQLite full rollup 7.5 → 6.9 s CPU (35k →
 events/s wall; 49.5k/s with 10 sites instead of 200, where the incremental ratio is 1.17×
 the per-event cost instead of 3.3×): slow visitor-days' hits read through the index
 (0.56 → 0.37-0.44 s) and page views into one-counter ``rollup_pv`` (0.79 → 0.55 s).
-PostgreSQL 7.8 s server CPU before and after (new site-days' dimension rows and new
-visits inserted in key order: -10 % for those inserts alone in psql, 1.60 → 1.42 s for
-180k rows, within the noise of a whole run). Why 200k/s (1.5 s for 300k events) is out
-of reach on this machine with these output tables, measured:
+PostgreSQL server CPU 7.8-8.0 → 7.3-7.7 s: one GROUP BY per dimension (1.37 → 1.2 s),
+new site-days' dimension rows and new visits inserted in key order (-10 % for those
+inserts alone in psql, 1.60 → 1.42 s for 180k rows; within the noise of a whole run).
+Why 200k/s (1.5 s for 300k events) is out of reach on this machine with these output
+tables, measured:
 
 * Output alone: 190k daily + 34k monthly dimension rows per 300k events. Written by
   SQLite from a sorted TEMP table without Python, 0.31 s (plain INSERT) + 0.45 s (monthly
