@@ -14,7 +14,8 @@
    rows per transaction (default: the backend's, ``collector.rollup.default_batch``).
    Also prints the CPU time of this process (the rollup itself plus, for SQLite, the
    database): on a shared, loaded machine it varies far less between runs than wall time
-   — compare before/after on it. (PostgreSQL's server CPU is not included.) On
+   — compare before/after on it. PostgreSQL's server CPU is printed apart, summed over the
+   database's backends from /proc (when the server runs on this machine). On
    PostgreSQL the freshly written hits are ANALYZEd first, as autovacuum would have done
    by the time a real rollup runs (without statistics the planner guesses 100 rows).
 3. Dashboard: one site at ``--per-day`` events/day (default 100,000) for one day, rolled
@@ -101,6 +102,31 @@ def make_hits(rng: random.Random, site_ids: list[int], day: int, per_site: int,
     return rows
 
 
+async def server_cpu(db: Database) -> dict[int, float]:
+    """CPU seconds (user + system) of each PostgreSQL backend serving this database, read
+    from /proc: only when the server runs on this machine, else empty (SQLite: empty)."""
+    if db.dialect != "postgres":
+        return {}
+    rows = await db.fetch_all("SELECT pid FROM pg_stat_activity "
+                              "WHERE datname = current_database()")
+    out = {}
+    for r in rows:
+        try:
+            with open(f"/proc/{r['pid']}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[r["pid"]] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def server_note(before: dict[int, float], after: dict[int, float]) -> str:
+    if not after:
+        return ""
+    used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    return f", server CPU {used:.2f} s"
+
+
 async def write(db: Database, rows: list[tuple]) -> None:
     for i in range(0, len(rows), 20_000):
         await db.write_batch(rows[i:i + 20_000], [])
@@ -163,23 +189,27 @@ async def bench_rollup(args: argparse.Namespace, folder: str) -> None:
     print(f"generated {total:,} events ({args.sites} sites × {args.days} days) "
           f"in {time.perf_counter() - t0:.1f} s; batches of {batch:,} rows")
 
+    server = await server_cpu(db)
     cpu = time.process_time()
     full = await rollup(db, args.batch)
     cpu = time.process_time() - cpu
+    server_full = server_note(server, await server_cpu(db))
     full_rate = full.hits / full.seconds
     print(f"full rollup:        {full.hits:>10,} events in {full.seconds:6.2f} s  "
           f"= {full_rate:>9,.0f} events/s   (target ≥ 200,000/s); "
-          f"{full.batches} batches, CPU {cpu:.2f} s")
+          f"{full.batches} batches, CPU {cpu:.2f} s{server_full}")
 
     # 1 % new events: the next day, all sites
     new = make_hits(rng, site_ids, args.days, max(1, total // 100 // args.sites), 300, 1)
     await write(db, new)
+    server = await server_cpu(db)
     cpu_inc = time.process_time()
     inc = await rollup(db, args.batch)
     cpu_inc = time.process_time() - cpu_inc
+    server_inc = server_note(server, await server_cpu(db))
     inc_rate = inc.hits / inc.seconds if inc.seconds else 0.0
     print(f"incremental rollup: {inc.hits:>10,} events in {inc.seconds:6.2f} s  "
-          f"= {inc_rate:>9,.0f} events/s; CPU {cpu_inc:.2f} s")
+          f"= {inc_rate:>9,.0f} events/s; CPU {cpu_inc:.2f} s{server_inc}")
     print(f"ratio incremental/full time: {inc.seconds / full.seconds:.4f} "
           f"(new/total events {inc.hits / full.hits:.4f}; per-event cost ratio "
           f"{(inc.seconds / inc.hits) / (full.seconds / full.hits):.2f})")

@@ -9,7 +9,7 @@ Tables written: ``visits`` (session state), ``rollup_site_day``, ``rollup_dimens
 and ``rollup_dimensions_month`` (the same per calendar month, for long ranges),
 ``rollup_dvc``, ``rollup_dossiers``. Work tables are TEMP tables of the rollup's
 connection (``collector/rollup_sql.py``, which holds all the SQL); the old work tables of
-0002 (``rollup_pending``, ``rollup_visit_delta``, ``rollup_dim_delta``) are no longer used.
+0002 (``rollup_pending``, ``rollup_visit_delta``, ``rollup_dim_delta``) are dropped by 0010.
 
 Sessions. A visit is a run of hits of one visitor on one site with no gap over 30 minutes
 (a gap of exactly 30:00 continues the visit). Visitor ids are hashed with a salt that
@@ -31,13 +31,16 @@ A batch, step by step:
    exactly one visit: its row comes straight from the sums plus two look-ups by id (entry
    and exit hit). No window functions, nothing to subtract. Most visitor-days take it.
 4. Exact path — every other visitor-day (old, or several visits) is cut in Python
-   (:func:`cut_sessions`) from all its raw hits; the visits it had are subtracted (sign
+   (:func:`cut_sessions`) from all its raw hits (SQLite reads them through
+   ``hits_visitor_day``, one index range per slow visitor-day; PostgreSQL by a semi-join
+   over the batch plus those look-ups for old ones); the visits it had are subtracted (sign
    -1) and deleted, the new ones added (sign +1). A hit arriving after its day was rolled
    up therefore changes exactly what it should (e.g. merges two visits), and one run or
    many small runs give identical tables (tests/test_rollup_property.py).
 5. Dimension deltas are summed from the batch's signed visits (and page views from its
-   hits) into ``rollup_dd``: correlated dimensions once per combination (source, referrer,
-   campaign; browser, OS, device), SQLite by one upsert per row into keyed TEMP tables
+   hits; on SQLite first into ``rollup_pv``, one counter per path) into ``rollup_dd``:
+   correlated dimensions once per combination (source, referrer, campaign; browser, OS,
+   device), SQLite by one upsert per row into keyed TEMP tables
    (it has no hash aggregation; its GROUP BY sorts, which costs more), PostgreSQL by
    GROUP BY. They are then added to the daily and monthly tables; values that replaced
    visits no longer reach are deleted when all zero. Site, DVC and dossier counters that do
@@ -84,6 +87,48 @@ Incremental runs cost ~0.2-0.3 s for 3,000 new events (ratio 0.02-0.05 of a full
 noisy): every new value lands on its own leaf page of the (site, dimension, …) B-trees,
 so a small batch writes about one page per row where a big one shares pages. 365-day site
 dashboard at 100k events/day: 34 ms median (the reads are unchanged).
+
+2026-12-01, second pass (load 2-4: CPU time compared; PostgreSQL's server CPU from /proc,
+which bench/rollup.py now prints): SQLite full rollup 7.5 → 6.9 s CPU (35k → 41k
+events/s wall; 49.5k/s with 10 sites instead of 200, where the incremental ratio is 1.17×
+the per-event cost instead of 3.3×): slow visitor-days' hits read through the index
+(0.56 → 0.37-0.44 s) and page views into one-counter ``rollup_pv`` (0.79 → 0.55 s).
+PostgreSQL server CPU 7.8-8.0 → 7.3-7.7 s: one GROUP BY per dimension (1.37 → 1.2 s),
+new site-days' dimension rows and new visits inserted in key order (-10 % for those
+inserts alone in psql, 1.60 → 1.42 s for 180k rows; within the noise of a whole run).
+Why 200k/s (1.5 s for 300k events) is out of reach on this machine with these output
+tables, measured:
+
+* Output alone: 190k daily + 34k monthly dimension rows per 300k events. Written by
+  SQLite from a sorted TEMP table without Python, 0.31 s (plain INSERT) + 0.45 s (monthly
+  upsert); by PostgreSQL, ~8 µs a row (1.42-1.6 s for the daily rows, 0.63 s for 87k
+  visits). That is half the budget on SQLite and all of it on PostgreSQL.
+* Per hit, SQLite: the visitor-day sums are an upsert per hit (1.2-1.3 s per 300k; GROUP
+  BY sorts, and only an index with ``kind`` could make it index-only), page views another
+  (0.55 s). With the output, 2.5 s before a single visit is cut.
+* All in Python (one narrow SELECT, dicts, executemany upserts): fetching 300k hits costs
+  0.87 s CPU with the 7 columns the sessions need and 1.9 s with the 16 a visit's
+  attributes need (2.9-6.4 µs a row: Python objects, not SQLite, whose scan is 0.1 s), and
+  writing the 190k + 34k rows by executemany 1.0-1.2 s (5 µs a row, binding 8 parameters
+  each): 2-3 s before any counting.
+* Larger batches: on SQLite 300k-row batches cost the same CPU as 50k ones (7.2-7.6 vs
+  7.6-8.3 s over five interleaved runs); PostgreSQL already uses 500k.
+* Dropping ``visits`` (recomputing an old visitor-day's previous visits from its hits up
+  to the watermark) would save its insert: SQLite 0.28-0.31 s CPU (4 %), PostgreSQL
+  0.63-0.66 s server CPU (8 %). Not done: ``rebuild`` runs while the in-server rollup keeps
+  counting, and ``visits`` is what records which hits of a visitor-day are counted then
+  (the rebuild's cursor, not the watermark); without it, rebuild would have to replace
+  whole site-days per transaction, and tests/test_rollup_property.py compares it.
+* Measured and dropped in this pass: the fast path's entry/exit look-ups from a
+  MATERIALIZED CTE of the batch on PostgreSQL (the planner nests loops over the CTE scan:
+  quadratic); the visitor-day work table keyed by ``visitor`` alone as INTEGER PRIMARY
+  KEY (-25 % for that upsert, 0.20 → 0.15 s per 50k hits, but exact only with a
+  collision check on (site, day)); deriving ``t0``/``t1`` from ``e``/``x`` (-13 % for that
+  upsert, loses the check that a visitor-day's hits share one local day).
+* Incremental runs: a 1 % run writes about one B-tree page per new dimension value
+  (day is third in the tables' keys, so a new day's rows of each site and dimension go
+  to their own leaf, and every month row of a touched value is a page): with 200 sites
+  that is ~3.3× the per-event cost of a full run, with 10 sites 1.2×.
 
 Measured and dropped (2026-11, previous rollup): sessions cut in Python from one ordered
 read of every hit (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSERT per visit costs
@@ -271,15 +316,18 @@ async def _hits_batch(
         else:
             await q.execute_all(steps)
         steps = []
-        rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
-        if summary["old"]:
-            rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
+        if dialect == "sqlite":
+            rows = await q.fetch_rows(sql.SLOW_HITS_SQLITE, p)
+        else:
+            rows = await q.fetch_rows(sql.SLOW_HITS_NEW, p)
+            if summary["old"]:
+                rows += await q.fetch_rows(sql.SLOW_HITS_OLD, p)
         rows.sort()  # session order: site, day, visitor, ts, id
         await q.insert_rows("rollup_sv", sql.SV_COLUMNS, cut_sessions(rows))
         steps.append((sql.SLOW_VISITS, None))
     await q.execute_all([
         *steps,
-        (sql.ADD_VISITS, None),
+        (sql.ADD_VISITS if dialect == "sqlite" else sql.ADD_VISITS_POSTGRES, None),
         *((statement, p) for statement in sql.dimension_sql(dialect)),
         *((statement, None) for statement in sql.apply_sql(dialect)),
         (sql.SITE_DAY, None),

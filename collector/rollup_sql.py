@@ -92,6 +92,10 @@ _WORK = {
     "rollup_g4": ("site_id {i} NOT NULL, day {t} NOT NULL, a {t} NOT NULL, b {t} NOT NULL, "
                   "c {t} NOT NULL, visitors {i} NOT NULL, " + _METRICS,
                   "site_id, day, a, b, c"),
+    # SQLite: page views per path, one counter (an upsert that rewrites one column, not
+    # four, costs ~25 % less); copied to rollup_dd once per path
+    "rollup_pv": ("site_id {i} NOT NULL, day {t} NOT NULL, path {t} NOT NULL, "
+                  "n {i} NOT NULL", "site_id, day, path"),
     # dimension deltas, applied to rollup_dimensions and rollup_dimensions_month
     "rollup_dd": ("site_id {i} NOT NULL, dimension {t} NOT NULL, day {t} NOT NULL, "
                   "value {t} NOT NULL, " + _METRICS, "site_id, dimension, day, value"),
@@ -243,6 +247,14 @@ SLOW_HITS_OLD = (
     "WHERE p.old = 1 AND h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor "
     "AND h.id <= :session_hi"
 )
+# SQLite: every slow visitor-day drives a look-up into hits_visitor_day (its hits, then the
+# rows for `kind`), cheaper there than probing rollup_slow for each hit of the batch
+SLOW_HITS_SQLITE = (
+    f"SELECT h.site_id, h.day, h.visitor, h.ts, h.id, {_CODE} "
+    "FROM rollup_slow p CROSS JOIN hits h "
+    "WHERE h.site_id = p.site_id AND h.day = p.day AND h.visitor = p.visitor "
+    "AND h.id <= :session_hi AND (p.old = 1 OR h.id > :lo)"
+)
 SV_COLUMNS = ("site_id", "day", "visitor", "start_ts", "end_ts", "first_visit", "hits",
               "pageviews", "entry_id", "exit_id")
 SLOW_VISITS = f"""
@@ -258,6 +270,9 @@ ADD_VISITS = (
     f"INSERT INTO visits ({VISIT_COLUMNS}) SELECT {VISIT_COLUMNS} FROM rollup_bv "
     "WHERE sign = 1"
 )
+# PostgreSQL: in key order, so the primary key's B-tree grows at its right edge instead of
+# splitting pages all over (rollup_bv is in hash order there; SQLite's is nearly sorted)
+ADD_VISITS_POSTGRES = ADD_VISITS + " ORDER BY site_id, day, visitor, start_ts"
 
 # -- 3. dimensions and daily totals ----------------------------------------------------
 
@@ -290,6 +305,11 @@ def _upsert(table: str, key: str, columns: tuple[str, ...]) -> str:
     return f" ON CONFLICT ({key}) DO UPDATE SET {add}"
 
 
+PAGES_SQLITE = (
+    f"INSERT INTO rollup_pv (site_id, day, path, n) SELECT site_id, day, path, 1 {_BATCH_HITS} "
+    "AND kind = 'pageview' ON CONFLICT (site_id, day, path) DO UPDATE SET n = n + 1"
+)
+
 _G_COLUMNS = {"rollup_g3": ("visits", "pageviews", "bounces", "duration_ms"),
               "rollup_g4": ("visitors", "visits", "pageviews", "bounces", "duration_ms")}
 _G_VALUES = {"visitors": "sign * first_visit", "visits": "sign", "pageviews": "sign * pageviews",
@@ -299,7 +319,9 @@ _G_VALUES = {"visitors": "sign * first_visit", "visits": "sign", "pageviews": "s
 def dimension_sql(dialect: str) -> list[str]:
     """Statements that fill rollup_g3, rollup_g4 and rollup_dd with the batch's deltas.
 
-    PostgreSQL sums by GROUP BY (hash aggregation). SQLite has no hash aggregation and
+    PostgreSQL sums by GROUP BY (hash aggregation), one per dimension: the keys are
+    disjoint, and eleven small hash tables cost less than one over the union of all rows
+    (server CPU 1.37 → 1.2 s per 300k events). SQLite has no hash aggregation and
     sorts for GROUP BY; upserting every row into the keyed work table costs less (and
     leaves rollup_dd in key order for the upserts into rollup_dimensions)."""
     sqlite = dialect == "sqlite"
@@ -313,10 +335,12 @@ def dimension_sql(dialect: str) -> list[str]:
                           f" GROUP BY site_id, day, {', '.join(_GROUPED[table])}"))
     if sqlite:
         return out + [f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) {rows}"
-                      + _upsert("rollup_dd", _DIM_KEY, _DIM_METRICS) for rows in _DIM_ROWS]
+                      + _upsert("rollup_dd", _DIM_KEY, _DIM_METRICS) for rows in _DIM_ROWS[:-1]
+                      ] + [PAGES_SQLITE, f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) SELECT site_id, "
+                           "'page', day, path, 0, n, 0, 0 FROM rollup_pv"]
     return out + [f"INSERT INTO rollup_dd ({_DIM_COLUMNS}) SELECT {_DIM_KEY}, {_SUMS} "
-                  f"FROM ({' UNION ALL '.join(_DIM_ROWS)}) AS u ({_DIM_COLUMNS}) "
-                  f"GROUP BY {_DIM_KEY}"]
+                  f"FROM ({rows}) AS u ({_DIM_COLUMNS}) GROUP BY {_DIM_KEY}"
+                  for rows in _DIM_ROWS]
 
 
 _DIM_KEY = "site_id, dimension, day, value"
@@ -349,7 +373,8 @@ def apply_sql(dialect: str) -> list[str]:
         ]
     return [
         f"INSERT INTO rollup_dimensions ({_DIM_COLUMNS}) SELECT {_DD} "
-        + _BY_SITE_DAY.format(flag="new", v=1),
+        + _BY_SITE_DAY.format(flag="new", v=1)
+        + " ORDER BY dd.site_id, dd.dimension, dd.day, dd.value",
         f"INSERT INTO rollup_dimensions ({_DIM_COLUMNS}) SELECT {_DD} "
         + _BY_SITE_DAY.format(flag="new", v=0) + day_upsert,
         f"INSERT INTO rollup_dimensions_month ({_MONTH_COLUMNS}) SELECT {_DD_MONTH}, "
