@@ -85,7 +85,11 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
 def cmd_reconcile_import(args: argparse.Namespace, config: Config) -> int:
     from collector.reconcile import import_reported
 
-    text = Path(args.file).read_text(encoding="utf-8-sig")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"giamsat: {args.file}: cannot read as UTF-8 text ({e})", file=sys.stderr)
+        return 2
     report = _run(config, lambda db: import_reported(db, text, f"csv:{Path(args.file).name}"))
     for line, message in report.errors:
         print(f"{args.file}:{line}: {message}", file=sys.stderr)
@@ -94,12 +98,12 @@ def cmd_reconcile_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_compliance(args: argparse.Namespace, config: Config) -> int:
-    from collector.compliance import compute, month_period
+    from collector.compliance import compute, month_period, parse_month
 
     now_ms = int(time.time() * 1000)
     month = args.month or local_day(now_ms)[:7]  # the local (UTC+7) month
     try:
-        start, end = month_period(month)
+        start, end = month_period(parse_month(month))
     except ValueError:
         print(f"giamsat: --month: expected YYYY-MM, got {month!r}", file=sys.stderr)
         return 2

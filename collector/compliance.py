@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -205,6 +206,19 @@ class Result:
     def counts(self, required_only: bool = True) -> dict[str, int]:
         c = Counter(s.state for s in self.sites if s.required or not required_only)
         return {st: c.get(st, 0) for st in STATES}
+
+
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # ASCII digits: int() reads '２' too
+MONTH_MIN, MONTH_MAX = "2000-01", "2100-12"
+
+
+def parse_month(text: str) -> str:
+    """A ``YYYY-MM`` month from user input (query string, CLI), or ValueError naming it:
+    ASCII digits only (``int()`` and ``str.isdigit()`` accept '２０２６' and '٢٠٢٦'), months
+    01–12, years 2000–2100 (no date arithmetic near year 1 or 9999)."""
+    if not _MONTH.fullmatch(text) or not MONTH_MIN <= text <= MONTH_MAX:
+        raise ValueError(f"month invalid: expected YYYY-MM from {MONTH_MIN} to {MONTH_MAX}")
+    return text
 
 
 def month_period(month: str) -> tuple[str, str]:

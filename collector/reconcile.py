@@ -21,7 +21,10 @@ Decisions:
   tolerance agrees.
 
 Reported-totals CSV: header ``site,service,period,count`` (``site_id``/``service_code``
-accepted), period ``YYYY-MM``, count a whole number ≥ 0; re-importing a row replaces it.
+accepted), period ``YYYY-MM`` (2000-01 to 2100-12), count a whole number ≥ 0 (ASCII digits,
+at most 10⁹); re-importing a row replaces it. A line the csv module cannot read (a field
+over the module's size limit) is reported as an error and ends the import; rows before it
+are kept. A NUL is refused by the field that holds it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ from dataclasses import dataclass
 from collector.store import Database
 
 SERVICE = re.compile(r"^[\w.\-/]{1,64}$")
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits only: str.isdigit() and int() also take '٢٠٢٦', '２' and '²'
+SITE = re.compile(r"[0-9]{1,9}")
+PERIOD = re.compile(r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$")
+COUNT = re.compile(r"[0-9]{1,10}")
 MAX_COUNT = 10**9
 
 
@@ -78,13 +84,13 @@ def validate_row(row: Mapping[str, object], registered: set[int]) -> dict[str, o
     service = str(row.get("service") or row.get("service_code") or "").strip()
     period = str(row.get("period") or "").strip()
     count = str(row.get("count") if row.get("count") is not None else "").strip()
-    if not site.isdigit() or int(site) not in registered:
+    if not SITE.fullmatch(site) or int(site) not in registered:
         raise ReportedError(f"site: not a registered site id: {site[:20]!r}")
     if not SERVICE.match(service):
         raise ReportedError(f"service: expected a procedure code, got {service[:70]!r}")
     if not PERIOD.match(period):
-        raise ReportedError(f"period: expected YYYY-MM, got {period[:20]!r}")
-    if not count.isdigit() or int(count) > MAX_COUNT:
+        raise ReportedError(f"period: expected YYYY-MM (2000-01 to 2100-12), got {period[:20]!r}")
+    if not COUNT.fullmatch(count) or int(count) > MAX_COUNT:
         raise ReportedError(f"count: expected a whole number >= 0, got {count[:20]!r}")
     return {"site_id": int(site), "service": service, "period": period, "count": int(count)}
 
@@ -119,12 +125,15 @@ async def import_reported(
     if allowed_sites is not None:
         registered &= allowed_sites
     good, errors = [], []
-    for row in reader:
-        row = {(k or "").strip().lower(): v for k, v in row.items()}
-        try:
-            good.append(validate_row(row, registered))
-        except ReportedError as e:
-            errors.append((reader.line_num, str(e)))
+    try:
+        for row in reader:
+            row = {(k or "").strip().lower(): v for k, v in row.items()}
+            try:
+                good.append(validate_row(row, registered))
+            except ReportedError as e:
+                errors.append((reader.line_num, str(e)))
+    except csv.Error as e:  # a field over the csv module's size limit: stop there
+        errors.append((reader.line_num, f"csv: {e}; rows after it not read"))
     return ImportReport(await save_reported(db, good, source), errors)
 
 

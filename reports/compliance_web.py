@@ -33,20 +33,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector.compliance import (
+    MONTH_MIN,
     STATE_NAMES,
     STATES,
     Result,
     compute,
     month_period,
     monthly_counts,
+    parse_month,
 )
 from collector.tracking import local_day
 from reports.i18n import date, datetime_ms, number
 from reports.tables import Column, Table, download
-from reports.web import Ctx, Denied, page, render, require
+from reports.web import Ctx, Denied, error, page, render, require
 
 KINDS = {"ministry": ("ministry", "ministerial_agency"), "province": ("province", "city")}
 HISTORY_MONTHS = 12
+MAX_REPORTED_BODY = 2_000_000  # bytes, POST /api/v1/compliance/reported
 CACHE_SECONDS = 600.0  # closed months
 CACHE_CURRENT_SECONDS = 60.0  # the current month (rollups run every minute)
 
@@ -79,11 +82,47 @@ def _state_name(state: str, lang: str) -> str:
     return vi if lang == "vi" else en
 
 
+class BadParam(Exception):
+    """A query parameter the pages cannot use: a 400 whose one-line reason names it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _month(q: str | None, today: str) -> str:
-    if q and len(q) == 7 and q[4] == "-" and q[:4].isdigit() and q[5:].isdigit() \
-            and 1 <= int(q[5:]) <= 12 and "2000" <= q[:4] <= "2100":
-        return q
-    return today[:7]
+    """``?month=``: absent or empty is the current month; anything but an ASCII ``YYYY-MM``
+    from 2000-01 to 2100-12 is a 400 (no silent fallback to another month)."""
+    if not q:
+        return today[:7]
+    try:
+        return parse_month(q)
+    except ValueError as e:
+        raise BadParam(str(e)) from None
+
+
+def _choice(q: Any, name: str, allowed: Any) -> str:
+    value = q.get(name, "")
+    if value and value not in allowed:
+        raise BadParam(f"{name} invalid: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _bad(ctx: Ctx, e: BadParam) -> Response:
+    """The 400: the reason in ``X-Giamsat-Error``; an export asked for gets it as text."""
+    if ctx.request.query_params.get("format") in ("csv", "json"):
+        resp: Response = Response(e.reason + "\n", 400, media_type="text/plain; charset=utf-8")
+    else:
+        resp = error(ctx, 400)
+    resp.headers["x-giamsat-error"] = e.reason
+    resp.headers["cache-control"] = "no-store"
+    return resp
+
+
+def _site_id(raw: str) -> int | None:
+    """A path's site id: ASCII digits, at most 9 (``int('²')`` raises, ``int('9' * 5000)``
+    too)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 def _prev_months(month: str, n: int) -> list[str]:
@@ -180,10 +219,14 @@ async def compliance_page(ctx: Ctx) -> Response:
     t = _t(lang)
     now = _now_ms(request)
     today = local_day(now)
-    month = _month(q.get("month"), today)
-    state_f = q.get("state", "")
-    states = (state_f,) if state_f in STATES else STATES
-    kind_f = q.get("kind", "")
+    try:
+        month = _month(q.get("month"), today)
+        state_f = _choice(q, "state", STATES)
+        kind_f = _choice(q, "kind", tuple(KINDS))
+        _choice(q, "format", ("csv", "json", "html"))
+    except BadParam as e:
+        return _bad(ctx, e)
+    states = (state_f,) if state_f else STATES
     kinds = KINDS.get(kind_f, ())
     result = await _compute(request, month, now)
     table = violators_table(result, lang, states, kinds)
@@ -198,7 +241,7 @@ async def compliance_page(ctx: Ctx) -> Response:
         sites = [r for r in table.rows if by_id[r["site_id"]].agency_kind in KINDS[key]]
         groups.append({"label": label, "agencies": agencies, "sites": sites})
     state = request.app.state.giamsat
-    months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
+    months = [m for m in _prev_months(month, HISTORY_MONTHS) if MONTH_MIN <= m <= today[:7]]
     history = [{"month": m, "total": sum(c.values()), **c}
                for m, c in (await monthly_counts(state.db, state.config, months, now,
                                                     known={month: result})).items()]
@@ -231,12 +274,18 @@ async def site_page(ctx: Ctx) -> Response:
     q = request.query_params
     lang = ctx.lang
     t = _t(lang)
-    raw = request.path_params["site_id"]
+    wanted = _site_id(request.path_params["site_id"])
     now = _now_ms(request)
     today = local_day(now)
-    month = _month(q.get("month"), today)
+    if wanted is None:
+        raise Denied(404)
+    try:
+        month = _month(q.get("month"), today)
+        _choice(q, "format", ("json", "html"))
+    except BadParam as e:
+        return _bad(ctx, e)
     result = await _compute(request, month, now)
-    site = next((s for s in result.sites if raw.isdigit() and s.site_id == int(raw)), None)
+    site = next((s for s in result.sites if s.site_id == wanted), None)
     if site is None:
         raise Denied(404)
     db = request.app.state.giamsat.db
@@ -278,9 +327,13 @@ async def reported_api(request: Request) -> Response:
     if not user.is_admin:
         allowed = {r["id"] for r in await state.db.fetch_all(
             "SELECT id FROM sites WHERE agency_code = :a", {"a": user.agency_code})}
-    body = await request.body()
-    if len(body) > 2_000_000:
-        return JSONResponse({"error": "body too large (over 2 MB)"}, 413)
+    try:
+        body = await _read_limited(request, MAX_REPORTED_BODY)
+    except BadParam as e:
+        return JSONResponse({"error": e.reason}, 400)
+    if body is None:
+        return JSONResponse({"error": f"body too large (over {MAX_REPORTED_BODY} bytes)"}, 413,
+                            headers={"connection": "close"})
     source = f"api:{user.username}"
     try:
         text = body.decode("utf-8")
@@ -289,7 +342,7 @@ async def reported_api(request: Request) -> Response:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return JSONResponse({"error": "malformed JSON"}, 400)
         rows = doc.get("rows") if isinstance(doc, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -314,6 +367,23 @@ async def reported_api(request: Request) -> Response:
         state._compliance_cache = {}  # the next view reconciles against the new totals
     status = 200 if saved or not errors else 400
     return JSONResponse({"saved": saved, "refused": len(errors), "errors": errors[:100]}, status)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes: a declared
+    Content-Length over it is refused before reading, and a streamed body is dropped at the
+    first chunk past it (never read whole, then checked)."""
+    declared = request.headers.get("content-length", "")
+    if declared and not (declared.isascii() and declared.isdigit()):
+        raise BadParam("content-length invalid: expected a number")
+    if declared and (len(declared) > 12 or int(declared) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def routes() -> list[BaseRoute]:
