@@ -388,7 +388,8 @@ async def compute(
     failed: dict[int, list[Comparison]] = {}
     for c in comparisons:
         if not c.ok:
-            failed.setdefault(c.site_id, []).append(c)
+            for sid in c.sites:
+                failed.setdefault(sid, []).append(c)
 
     out: list[SiteState] = []
     for s in sites:

@@ -70,6 +70,8 @@ VI = {
     "Tolerance": "Ngưỡng", "Result": "Kết quả", "agree": "khớp", "differ": "lệch",
     "Open data": "Dữ liệu mở", "Home page": "Trang chủ", "Counts": "Số liệu",
     "never": "chưa có", "Site not found": "Không tìm thấy trang",
+    "Sites compared": "Các trang được đối chiếu", "feed": "dữ liệu hồ sơ",
+    "reported": "tự báo cáo",
 }
 
 
@@ -295,7 +297,7 @@ async def site_page(ctx: Ctx) -> Response:
         "ORDER BY ts DESC LIMIT 10", {"s": site.site_id})
     for s in scans:
         s["findings"] = json.loads(s["findings"] or "[]")
-    comparisons = [c for c in result.comparisons if c.site_id == site.site_id]
+    comparisons = [c for c in result.comparisons if site.site_id in c.sites]
     if q.get("format") == "json":
         body = json.dumps({"month": month, **site.as_dict()}, ensure_ascii=False)
         body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

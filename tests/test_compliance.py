@@ -257,6 +257,56 @@ async def test_reconciliation_tolerance_boundary(facts: Database, browser: int,
         assert "2.001: 100 so với 94" in s.findings[0].message_vi
 
 
+@pytest.mark.parametrize(("browser", "state"), [(95, "compliant"), (94, "not_reconciled")])
+async def test_feed_of_the_one_stop_site_pairs_with_trackdvc_of_the_dvc_site(
+        facts: Database, browser: int, state: str) -> None:
+    """The feed comes from the agency's one-stop site, trackDVC from its DVC portal: paired
+    across the agency's sites per service code; tolerance max(2, 5 % of 100) = 5."""
+    await register(facts, 1, kind="dvc", agency="H26")
+    await register(facts, 2, kind="onestop", agency="H26")
+    await register(facts, 3, kind="dvc", agency="H01")      # same procedure, other agency
+    for sid in (1, 2, 3):
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 2, "2026-03-02", "2.001", online=60)
+    await add_feed(facts, 2, "2026-03-20", "2.001", online=40)
+    await add_dvc(facts, 1, "2026-03-02", "2.001", views=500, submissions=browser)
+    await add_dvc(facts, 3, "2026-03-02", "2.001", views=50, submissions=7)
+    result = await compute(facts, CFG, *MARCH, LATER)
+    st = {s.site_id: s for s in result.sites}
+    [c] = result.comparisons   # H01 has no feed: nothing to pair its trackDVC with
+    assert (c.agency_code, c.against, c.a, c.b, c.difference, c.tolerance, c.ok) == (
+        "H26", "feed-browser", 100, browser, 100 - browser, 5.0, state == "compliant")
+    assert (c.feed_sites, c.browser_sites, c.sites) == ((2,), (1,), (1, 2))
+    assert st[1].state == st[2].state == state
+    assert st[3].state == "compliant"
+    if state == "not_reconciled":
+        assert codes(st[1]) == codes(st[2]) == ["not_reconciled"]
+        assert "2.001: 100 so với 94" in st[2].findings[0].message_vi
+
+
+async def test_agency_pairing_sums_sites_and_blames_the_silent_part(facts: Database) -> None:
+    """Two DVC portals of one agency are summed; a service the DVC pages report but the
+    one-stop feed lacks makes the one-stop site not reconciled too; reported totals of a
+    site are held against the agency's feed."""
+    await register(facts, 1, kind="dvc")
+    await register(facts, 2, kind="dvc")
+    await register(facts, 3, kind="onestop")
+    for sid in (1, 2, 3):
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 3, "2026-03-05", "A", online=50)
+    await add_dvc(facts, 1, "2026-03-05", "A", views=90, submissions=30)
+    await add_dvc(facts, 2, "2026-03-06", "A", views=70, submissions=18)   # 48 vs 50: agrees
+    await add_dvc(facts, 2, "2026-03-06", "B", views=9, submissions=3)     # no feed for B: 0
+    await import_reported(facts, "site,service,period,count\n3,A,2026-03,52\n", "csv:t")
+    result = await compute(facts, CFG, *MARCH, LATER)
+    got = {(c.service, c.against): (c.a, c.b, c.ok, c.sites) for c in result.comparisons}
+    assert got == {("A", "feed-browser"): (50, 48, True, (1, 2, 3)),
+                   ("A", "reported-feed"): (52, 50, True, (3,)),
+                   ("B", "feed-browser"): (0, 3, False, (2, 3))}
+    st = {s.site_id: s.state for s in result.sites}
+    assert st == {1: "compliant", 2: "not_reconciled", 3: "not_reconciled"}
+
+
 async def test_small_counts_use_the_absolute_tolerance(facts: Database) -> None:
     await register(facts, 1, kind="dvc")
     await add_days(facts, 1, days("2026-02-01", "2026-03-31"))

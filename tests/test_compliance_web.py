@@ -307,3 +307,19 @@ async def test_random_reported_bodies_never_5xx(web: httpx.AsyncClient, db: Data
         headers["content-type"] = content_type
     r = await web.post("/api/v1/compliance/reported", content=body, headers=headers)
     assert r.status_code < 500, (r.status_code, r.text, body[:200])
+
+
+async def test_site_page_shows_the_sites_compared(web: httpx.AsyncClient, db: Database) -> None:
+    from tests.compliance_helpers import add_feed
+
+    today = local_day(NOW)
+    await save_site(db, make_site(62, "BCA", "onestop", "Một cửa Bộ Công an",
+                                  ["motcua.bocongan.gov.vn"], REGISTERED_ON))
+    await add_days(db, 62, days("2025-12-01", today))
+    await add_feed(db, 62, today, "1.000046", online=9)  # the DVC pages of site 61 saw 1
+    r = await web.get("/compliance/sites/62")
+    assert r.status_code == 200
+    assert "Chưa đối soát" in r.text
+    assert "dữ liệu hồ sơ: #62 trackDVC: #61" in r.text
+    r = await web.get("/compliance/sites/61?format=json")
+    assert r.json()["state"] == "not_reconciled"
