@@ -25,6 +25,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     scan.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     scan.add_argument("--retries", type=int, default=1)
     scan.add_argument("--public-url", help="the collector's public URL (tracker host check)")
+    scan.add_argument("--public-hosts",
+                      help="other hosts of this collector, comma separated (tracker host check)")
 
     rec = sub.add_parser("reconcile", help="agency-reported totals for reconciliation")
     rsub = rec.add_subparsers(dest="reconcile_command", required=True)

@@ -127,6 +127,10 @@ MESSAGES: dict[str, tuple[str | None, str, str]] = {
                        "(e.g. {service}: {a} vs {b})"),
     "home_unreachable": (None, "lần quét gần nhất không mở được trang chủ ({status})",
                          "the last scan could not read the home page ({status})"),
+    "tracker_host_unknown": (None, "chưa kiểm tra được máy chủ của trackerUrl ({tracker}): "
+                             "hệ thống chưa cấu hình GIAMSAT_PUBLIC_URL / GIAMSAT_PUBLIC_HOSTS",
+                             "could not check the trackerUrl host ({tracker}): neither "
+                             "GIAMSAT_PUBLIC_URL nor GIAMSAT_PUBLIC_HOSTS is configured"),
     "badge_missing": (None, "chưa hiển thị biểu tượng \"Đã kết nối EMC\"",
                       "the \"EMC connected\" badge is not shown"),
     "https_not_enforced": (None, "trang chủ chưa bắt buộc HTTPS",
@@ -134,7 +138,8 @@ MESSAGES: dict[str, tuple[str | None, str, str]] = {
 }
 SCAN_CODES = ("snippet_commented", "site_id_empty", "site_id_wrong", "site_id_missing",
               "tracker_http", "tracker_not_ours", "tracker_missing", "loader_missing",
-              "snippet_missing_on_pages", "badge_missing", "https_not_enforced")
+              "snippet_missing_on_pages", "tracker_host_unknown", "badge_missing",
+              "https_not_enforced")
 
 
 @dataclass
@@ -319,7 +324,7 @@ def _scan_findings(site_id: int, scan: dict[str, Any], hits_in_period: int) -> l
                 pages_en="the home page" if home else f"{len(pages)} sampled page(s)"))
         elif code == "site_id_wrong":
             out.append(finding(code, found=scan["site_id_found"], site_id=site_id))
-        elif code == "tracker_not_ours":
+        elif code in ("tracker_not_ours", "tracker_host_unknown"):
             out.append(finding(code, tracker=scan["tracker_url"]))
         elif code == "snippet_missing_on_pages":
             sampled = max(0, scan["pages_ok"] - 1)
