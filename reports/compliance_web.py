@@ -233,7 +233,7 @@ async def compliance_page(ctx: Ctx) -> Response:
     result = await _compute(request, month, now)
     table = violators_table(result, lang, states, kinds)
     if q.get("format") in ("csv", "json"):
-        return download(table, q["format"], f"giamsat-{month}")
+        return _period_headers(download(table, q["format"], f"giamsat-{month}"), result)
     by_id = {s.site_id: s for s in result.sites}
     groups = []
     for key, label in (("ministry", t("Ministries")), ("province", t("Provinces"))):
@@ -256,13 +256,21 @@ async def compliance_page(ctx: Ctx) -> Response:
     )
 
 
+def _period_headers(resp: Response, result: Result) -> Response:
+    """Exports say which period their states are for (``X-Giamsat-Period: start/end``)."""
+    resp.headers["x-giamsat-period"] = f"{result.start}/{result.end}"
+    return resp
+
+
 async def latest(request: Request) -> Response:
     fmt = request.path_params["fmt"]
     now = _now_ms(request)
     today = local_day(now)
-    result = await _compute(request, today[:7], now)
-    resp = download(snapshot_table(result), fmt, f"giamsat-compliance-{today[:7]}")
-    resp.headers["cache-control"] = "public, max-age=300"
+    result = await _compute(request, today[:7], now)  # the same entry /compliance reads
+    resp = _period_headers(download(snapshot_table(result), fmt,
+                                    f"giamsat-compliance-{today[:7]}"), result)
+    # no longer in shared caches than the page's own copy (the current month's TTL)
+    resp.headers["cache-control"] = f"public, max-age={int(CACHE_CURRENT_SECONDS)}"
     resp.headers["access-control-allow-origin"] = "*"
     if fmt == "csv":
         resp.headers["content-disposition"] = 'inline; filename="compliance-latest.csv"'

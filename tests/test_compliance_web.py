@@ -323,3 +323,29 @@ async def test_site_page_shows_the_sites_compared(web: httpx.AsyncClient, db: Da
     assert "dữ liệu hồ sơ: #62 trackDVC: #61" in r.text
     r = await web.get("/compliance/sites/61?format=json")
     assert r.json()["state"] == "not_reconciled"
+
+
+async def test_open_data_snapshot_matches_the_page(web: httpx.AsyncClient, db: Database) -> None:
+    """/compliance/latest.{csv,json} and /compliance (no month: the current one) show the
+    same period and the same state for every required site."""
+    await save_site(db, make_site(63, "BYT", "portal", "Optional", ["opt.moh.gov.vn"],
+                                  REGISTERED_ON, False))
+    page = await web.get("/compliance")
+    listed = await web.get("/compliance?format=json")
+    snap = await web.get("/compliance/latest.json")
+    snap_csv = await web.get("/compliance/latest.csv")
+    period = "2026-12-01/2026-12-31"
+    assert listed.headers["x-giamsat-period"] == snap.headers["x-giamsat-period"] == period
+    assert snap_csv.headers["x-giamsat-period"] == period
+    rows = snap.json()["rows"]
+    assert {r["month"] for r in rows} == {"2026-12"}
+    states = {r["site_id"]: r["state"] for r in rows}
+    assert 63 not in states  # optional sites are in neither
+    assert {r["site_id"]: r["state"] for r in listed.json()["rows"]} == {
+        sid: st for sid, st in states.items() if st != "compliant"}
+    for state in ("not_connected", "incomplete", "interrupted", "not_reconciled", "compliant"):
+        n = sum(1 for st in states.values() if st == state)
+        assert f'<div class="value state {state}">{n}</div>' in page.text, state
+    csv_rows = list(csv.DictReader(io.StringIO(snap_csv.content.decode("utf-8-sig"))))
+    assert {int(r["site_id"]): r["state"] for r in csv_rows} == states
+    assert snap.headers["cache-control"] == "public, max-age=60"
