@@ -335,8 +335,207 @@ def _scan_findings(site_id: int, scan: dict[str, Any], hits_in_period: int) -> l
     return out
 
 
+@dataclass
+class DayFacts:
+    """A site's days with hits over a stretch of days: all of them (``days``, ``first``,
+    ``last``, sums), those up to the last day over (``w*``: the gap window's end), and the
+    longest run without hits strictly between ``wfirst`` and ``wlast`` (earliest on a tie)."""
+    days: int
+    first: str
+    last: str
+    wdays: int
+    wfirst: str | None
+    wlast: str | None
+    pageviews: int
+    hits: int
+    gap: int = 0
+    gap_from: str = ""
+    gap_to: str = ""
+
+
+async def _piece_facts(db: Database, a: str, b: str, w: str) -> dict[int, DayFacts]:
+    """Facts of every site over days [a, b], the gap window ending on ``w``: one aggregate,
+    then the days of only those sites with a hole between their first and last window day."""
+    out = {r[0]: DayFacts(int(r[1]), r[2], r[3], int(r[4] or 0), r[5], r[6], int(r[7] or 0),
+                          int(r[8] or 0)) for r in await db.fetch_rows(
+        "SELECT site_id, COUNT(*), MIN(day), MAX(day), "
+        "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END), MIN(CASE WHEN day <= :w THEN day END), "
+        "MAX(CASE WHEN day <= :w THEN day END), SUM(pageviews), SUM(hits) "
+        "FROM rollup_site_day WHERE day >= :a AND day <= :b AND hits > 0 GROUP BY site_id",
+        {"a": a, "b": b, "w": w})}
+    holed = [sid for sid, f in out.items() if f.wdays and f.wfirst and f.wlast and f.wdays < (
+        dt.date.fromisoformat(f.wlast) - dt.date.fromisoformat(f.wfirst)).days + 1]
+    days: dict[int, list[str]] = {}
+    for r in await _in_chunks(
+        db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :a AND day <= :w "
+            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day", holed, {"a": a, "w": w}):
+        days.setdefault(r["site_id"], []).append(r["day"])
+    for sid, ds in days.items():
+        f = out[sid]
+        f.gap, f.gap_from, f.gap_to, _ = longest_gap(ds, f.wfirst or a, f.wlast or w)
+    return out
+
+
+SUMMARY_MAX_AGE_MS = 86_400_000
+
+
+async def ensure_month_summaries(db: Database, months: list[str]) -> None:
+    """Closed months' facts in ``compliance_site_months``, computed and stored where missing
+    or older than a day (late hits of a closed month are seen by the next day)."""
+    now = int(time.time() * 1000)
+    fresh = {r["month"] for r in await db.fetch_all(
+        "SELECT month, computed_ts FROM compliance_summary_months")
+        if now - int(r["computed_ts"]) < SUMMARY_MAX_AGE_MS}
+    for month in months:
+        if month not in fresh:
+            await _store_month(db, month, now)
+
+
+async def _store_month(db: Database, month: str, now: int) -> None:
+    first, last = month_period(month)
+    facts = await _piece_facts(db, first, last, last)
+    async with db.transaction() as tx:
+        # collectors sharing one PostgreSQL may store the same month at once: one at a time
+        await tx.advisory_lock(f"compliance_site_months {month}")
+        await tx.execute("DELETE FROM compliance_site_months WHERE month = :m", {"m": month})
+        if facts:
+            await tx.execute_many(
+                "INSERT INTO compliance_site_months (month, site_id, days, first_day, "
+                "last_day, pageviews, hits, gap, gap_from, gap_to) VALUES (:m, :s, :d, :f, "
+                ":l, :p, :h, :g, :gf, :gt)",
+                [{"m": month, "s": sid, "d": f.days, "f": f.first, "l": f.last,
+                  "p": f.pageviews, "h": f.hits, "g": f.gap, "gf": f.gap_from, "gt": f.gap_to}
+                 for sid, f in facts.items()])
+        await tx.execute(
+            "INSERT INTO compliance_summary_months (month, computed_ts) VALUES (:m, :t) "
+            "ON CONFLICT (month) DO UPDATE SET computed_ts = excluded.computed_ts",
+            {"m": month, "t": now})
+
+
+async def _months_facts(db: Database, months: list[str]) -> dict[int, DayFacts]:
+    """The stored summaries of consecutive closed ``months`` as one stretch per site: sums
+    in SQL; the month rows are read (and folded, for runs across month boundaries) only for
+    sites with days without hits between their first and last day."""
+    await ensure_month_summaries(db, months)
+    marks = ", ".join(f":m{i}" for i in range(len(months)))
+    p = {f"m{i}": m for i, m in enumerate(months)}
+    out: dict[int, DayFacts] = {}
+    holed: list[int] = []
+    for sid, d, first, last, pv, h in await db.fetch_rows(
+            "SELECT site_id, SUM(days), MIN(first_day), MAX(last_day), SUM(pageviews), "
+            f"SUM(hits) FROM compliance_site_months WHERE month IN ({marks}) GROUP BY site_id",
+            p):
+        d = int(d)
+        out[sid] = DayFacts(d, first, last, d, first, last, int(pv), int(h))
+        if d < (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1:
+            holed.append(sid)
+    o: DayFacts | None = None
+    cur = None
+    last_day = ""
+    for r in await _in_chunks(
+            db, "SELECT site_id, first_day, last_day, gap, gap_from, gap_to "
+                f"FROM compliance_site_months WHERE month IN ({marks}) AND site_id IN (:ids) "
+                "ORDER BY site_id, month", holed, p):
+        if r["site_id"] != cur:
+            cur = r["site_id"]
+            o = out[cur]
+        else:
+            assert o is not None
+            run = (dt.date.fromisoformat(r["first_day"])
+                   - dt.date.fromisoformat(last_day)).days - 1
+            if run > o.gap:
+                o.gap, o.gap_from, o.gap_to = run, _next_day(last_day), _prev_day(r["first_day"])
+        if r["gap"] > o.gap:
+            o.gap, o.gap_from, o.gap_to = int(r["gap"]), r["gap_from"], r["gap_to"]
+        last_day = r["last_day"]
+    return out
+
+
+def _join(pieces: list[dict[int, DayFacts]]) -> dict[int, DayFacts]:
+    """Facts of consecutive pieces (in day order) as one: sums, ends, and the longest run
+    without hits among the pieces' own and those across their boundaries."""
+    out: dict[int, DayFacts] = {}
+    for piece in pieces:
+        for sid, f in piece.items():
+            o = out.get(sid)
+            if o is None:
+                out[sid] = DayFacts(**vars(f))
+                continue
+            if f.wdays and o.wdays and o.wlast and f.wfirst:
+                run = (dt.date.fromisoformat(f.wfirst) - dt.date.fromisoformat(o.wlast)).days - 1
+                if run > o.gap:
+                    o.gap, o.gap_from, o.gap_to = run, _next_day(o.wlast), _prev_day(f.wfirst)
+            if f.gap > o.gap:
+                o.gap, o.gap_from, o.gap_to = f.gap, f.gap_from, f.gap_to
+            o.days += f.days
+            o.last = f.last
+            o.pageviews += f.pageviews
+            o.hits += f.hits
+            if f.wdays:
+                o.wdays += f.wdays
+                o.wfirst = o.wfirst or f.wfirst
+                o.wlast = f.wlast
+    return out
+
+
+def _next_day(day: str) -> str:
+    return (dt.date.fromisoformat(day) + DAY).isoformat()
+
+
+def _prev_day(day: str) -> str:
+    return (dt.date.fromisoformat(day) - DAY).isoformat()
+
+
+async def period_facts(db: Database, start: str, end: str, wend: str, today: str,
+                       summaries: bool = True) -> dict[int, DayFacts]:
+    """Facts of every site over [start, end]: the closed calendar months inside it from
+    their stored summaries (when there are two or more), the rest from the daily rollup.
+    The closed months must be consecutive: they are, being every whole month of one
+    stretch of days that ended before today."""
+    months = []
+    m = start[:7]
+    while m <= end[:7]:
+        first, last = month_period(m)
+        if first >= start and last <= end and last < today:
+            months.append(m)
+        y, mo = int(m[:4]), int(m[5:])
+        m = f"{y + mo // 12:04d}-{mo % 12 + 1:02d}"
+    if not summaries or len(months) < 2:
+        return await _piece_facts(db, start, end, wend)
+    pieces: list[dict[int, DayFacts]] = []
+    lo = month_period(months[0])[0]
+    if start < lo:
+        pieces.append(await _piece_facts(db, start, _prev_day(lo), wend))
+    pieces.append(await _months_facts(db, months))
+    hi = month_period(months[-1])[1]
+    if hi < end:
+        pieces.append(await _piece_facts(db, _next_day(hi), end, wend))
+    return _join(pieces)
+
+
+def _gap(f: DayFacts | None, wstart: str, wend: str) -> tuple[int, str, str]:
+    """The longest run without hits in [wstart, wend]: before the first window day with
+    hits, inside (``f.gap``), or after the last; the earliest on a tie."""
+    if wend < wstart:
+        return 0, "", ""
+    if f is None or not f.wdays or not f.wfirst or not f.wlast:
+        return (dt.date.fromisoformat(wend) - dt.date.fromisoformat(wstart)).days + 1, \
+            wstart, wend
+    best, bfrom, bto = 0, "", ""
+    lead = (dt.date.fromisoformat(f.wfirst) - dt.date.fromisoformat(wstart)).days
+    if lead > best:
+        best, bfrom, bto = lead, wstart, _prev_day(f.wfirst)
+    if f.gap > best:
+        best, bfrom, bto = f.gap, f.gap_from, f.gap_to
+    trail = (dt.date.fromisoformat(wend) - dt.date.fromisoformat(f.wlast)).days
+    if trail > best:
+        best, bfrom, bto = trail, _next_day(f.wlast), wend
+    return best, bfrom, bto
+
+
 async def compute(
     db: Database, config: Config, start: str, end: str, as_of_ms: int | None = None,
+    summaries: bool = True,
 ) -> Result:
     """States of every registered site for local days [start, end] (inclusive)."""
     as_of_ms = int(time.time() * 1000) if as_of_ms is None else as_of_ms
@@ -347,28 +546,14 @@ async def compute(
         "SELECT s.id, s.name, s.kind, s.agency_code, s.required, s.registered_on, "
         "a.name AS agency_name, a.kind AS agency_kind FROM sites s "
         "JOIN agencies a ON a.code = s.agency_code WHERE s.registered_on <= :e ORDER BY s.id", p)
-    period = {r["site_id"]: r for r in await db.fetch_all(
-        "SELECT site_id, COUNT(*) AS days, MIN(day) AS first_day, MAX(day) AS last_day, "
-        "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END) AS window_days, "
-        "SUM(pageviews) AS pageviews, SUM(hits) AS hits FROM rollup_site_day "
-        "WHERE day >= :s AND day <= :e AND hits > 0 GROUP BY site_id", {**p, "w": wend})}
-    site_ids = [s["id"] for s in sites]
-    # sites without hits on every day of the window: look at their days and their past
-    window_days = (dt.date.fromisoformat(wend) - dt.date.fromisoformat(start)).days + 1
-    partial = [i for i in site_ids
-               if i not in period or period[i]["window_days"] < window_days
-               or period[i]["first_day"] > start]
+    period = await period_facts(db, start, end, wend, today, summaries)
+    # sites without hits on the period's first day: their last day with hits before it
+    late = [s["id"] for s in sites if s["id"] not in period or period[s["id"]].first > start]
     before = {r["site_id"]: r["last_day"] for r in await _in_chunks(
         db, "SELECT x.id AS site_id, (SELECT r.day FROM rollup_site_day r "
             "WHERE r.site_id = x.id AND r.day < :s AND r.hits > 0 ORDER BY r.day DESC LIMIT 1"
             ") AS last_day FROM sites x WHERE x.id IN (:ids)",
-        partial, p) if r["last_day"] is not None}
-    days: dict[int, list[str]] = {}
-    for r in await _in_chunks(
-        db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :s AND day <= :e "
-            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day",
-        [i for i in partial if i in period], p):
-        days.setdefault(r["site_id"], []).append(r["day"])
+        late, p) if r["last_day"] is not None}
     dvc = {r["site_id"]: r["steps"] for r in await db.fetch_all(
         "SELECT site_id, SUM(views + submissions + other_steps) AS steps FROM rollup_dvc "
         "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
@@ -400,15 +585,15 @@ async def compute(
     for s in sites:
         sid = s["id"]
         per = period.get(sid)
-        hits = int(per["hits"]) if per else 0
-        last_day = per["last_day"] if per else before.get(sid)
+        hits = per.hits if per else 0
+        last_day = per.last if per else before.get(sid)
         f: list[Finding] = []
         if last_day is None:
             f.append(finding("never_hit"))
         scan = scans.get(sid)
         if scan is not None:
             f += _scan_findings(sid, scan, hits)
-        if s["kind"] == "dvc" and per and per["pageviews"] and not dvc.get(sid):
+        if s["kind"] == "dvc" and per and per.pageviews and not dvc.get(sid):
             f.append(finding("dvc_no_trackdvc"))
         if s["kind"] == "onestop" and not feed.get(sid):
             f.append(finding("onestop_no_feed"))
@@ -422,15 +607,13 @@ async def compute(
                              others=", ".join(str(o) for o in sorted(other))))
         gap, gfrom, gto, missing = 0, "", "", 0
         if last_day is not None:
-            if sid in partial:
-                wstart = _window_start(start, today, before.get(sid),
-                                       per["first_day"] if per else None)
-                gap, gfrom, gto, missing = longest_gap(days.get(sid, []), wstart, wend)
-                # days_without_hits counts the period's own days only, not the part of
-                # a run that began before the period
-                before_period = min(dt.date.fromisoformat(start),
-                                    dt.date.fromisoformat(wend) + DAY)
-                missing -= max(0, (before_period - dt.date.fromisoformat(wstart)).days)
+            wstart = _window_start(start, today, before.get(sid), per.first if per else None)
+            gap, gfrom, gto = _gap(per, wstart, wend)
+            # days_without_hits counts the period's own days only, not the part of a run
+            # that began before the period
+            own = max(start, wstart)
+            missing = max(0, (dt.date.fromisoformat(wend) - dt.date.fromisoformat(own)).days
+                          + 1) - (per.wdays if per else 0)
             if gap >= config.gap_days > 0:
                 f.append(finding("interrupted", gap=gap, gap_from=gfrom, gap_to=gto))
         bad = failed.get(sid, [])
@@ -443,8 +626,8 @@ async def compute(
             sid, s["name"], s["kind"], s["agency_code"], s["agency_name"], s["agency_kind"],
             bool(s["required"]), state, sorted(f, key=lambda x: STATES.index(x.state or
                                                                                 "compliant")),
-            last_day, int(per["days"]) if per else 0, gap,
-            _scan_summary(scan), {"hits": hits, "pageviews": int(per["pageviews"]) if per else 0,
+            last_day, per.days if per else 0, gap,
+            _scan_summary(scan), {"hits": hits, "pageviews": per.pageviews if per else 0,
                                   "dvc_steps": int(dvc.get(sid) or 0),
                                   "feed_events": int(feed.get(sid) or 0),
                                   "days_without_hits": missing,

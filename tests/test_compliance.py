@@ -395,3 +395,57 @@ async def test_monthly_history_is_stored_and_refreshed(facts: Database) -> None:
     assert later["2026-02"]["compliant"] == 2
     rows = await facts.fetch_all("SELECT month, compliant FROM compliance_months ORDER BY month")
     assert rows == [{"month": "2026-02", "compliant": 2}, {"month": "2026-03", "compliant": 2}]
+
+
+async def test_long_periods_from_month_summaries_match_the_daily_rollup(
+        facts: Database) -> None:
+    """Closed months inside a long period come from compliance_site_months: the states,
+    gaps and counts must be those computed from the daily rows, for aligned and unaligned
+    periods, on the first computation (summaries written) and the next (read back)."""
+    import random
+
+    from collector.compliance import period_facts
+
+    rng = random.Random(6)
+    all_days = days("2025-10-15", "2026-05-20")
+    for sid in range(1, 41):
+        await register(facts, sid, kind=("portal", "dvc", "onestop")[sid % 3])
+        pattern = sid % 5
+        if pattern == 0:
+            chosen = all_days                                     # every day
+        elif pattern == 1:
+            chosen = [d for d in all_days if rng.random() > 0.2]  # scattered holes
+        elif pattern == 2:                                        # one long outage
+            a = rng.randrange(len(all_days) - 40)
+            chosen = all_days[:a] + all_days[a + rng.randrange(3, 40):]
+        elif pattern == 3:                                        # stops, or starts late
+            cut = rng.randrange(len(all_days))
+            chosen = all_days[:cut] if sid % 2 else all_days[cut:]
+        else:                                                     # a few days only
+            chosen = sorted(rng.sample(all_days, rng.randrange(0, 6)))
+        await add_days(facts, sid, chosen)
+    as_of = local_ms("2026-05-10", 9)
+    periods = [("2025-11-01", "2026-04-30"), ("2025-10-20", "2026-05-31"),
+               ("2025-12-01", "2026-01-31"), ("2025-11-17", "2026-03-03")]
+    for start, end in periods:
+        expected = await compute(facts, CFG, start, end, as_of, summaries=False)
+        for _ in range(2):  # written, then read back
+            got = await compute(facts, CFG, start, end, as_of)
+            assert [s.as_dict() for s in got.sites] == [s.as_dict() for s in expected.sites], \
+                (start, end)
+            assert [[f.evidence for f in s.findings] for s in got.sites] == \
+                [[f.evidence for f in s.findings] for s in expected.sites]
+    assert {r["month"] for r in await facts.fetch_all(
+        "SELECT month FROM compliance_summary_months")} == {
+        "2025-11", "2025-12", "2026-01", "2026-02", "2026-03", "2026-04"}
+    assert sum(s.state == "interrupted" for s in expected.sites) > 5  # the data has gaps
+    # a late hit in a closed month shows once its summary is a day old
+    direct = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10",
+                                summaries=False)
+    silent = next(sid for sid in range(1, 41) if sid not in direct)
+    await add_days(facts, silent, ["2026-02-10"])
+    stored = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10")
+    assert silent not in stored
+    await facts.execute("UPDATE compliance_summary_months SET computed_ts = 0")
+    fresh = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10")
+    assert (fresh[silent].days, fresh[silent].first) == (1, "2026-02-10")
