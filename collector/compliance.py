@@ -356,24 +356,43 @@ class DayFacts:
 async def _piece_facts(db: Database, a: str, b: str, w: str) -> dict[int, DayFacts]:
     """Facts of every site over days [a, b], the gap window ending on ``w``: one aggregate,
     then the days of only those sites with a hole between their first and last window day."""
-    out = {r[0]: DayFacts(int(r[1]), r[2], r[3], int(r[4] or 0), r[5], r[6], int(r[7] or 0),
-                          int(r[8] or 0)) for r in await db.fetch_rows(
-        "SELECT site_id, COUNT(*), MIN(day), MAX(day), "
-        "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END), MIN(CASE WHEN day <= :w THEN day END), "
-        "MAX(CASE WHEN day <= :w THEN day END), SUM(pageviews), SUM(hits) "
-        "FROM rollup_site_day WHERE day >= :a AND day <= :b AND hits > 0 GROUP BY site_id",
-        {"a": a, "b": b, "w": w})}
-    holed = [sid for sid, f in out.items() if f.wdays and f.wfirst and f.wlast and f.wdays < (
-        dt.date.fromisoformat(f.wlast) - dt.date.fromisoformat(f.wfirst)).days + 1]
+    if w >= b:  # every day is in the window: no CASE per row (3 M rows over a year)
+        out = {r[0]: DayFacts(int(r[1]), r[2], r[3], int(r[1]), r[2], r[3], int(r[4] or 0),
+                              int(r[5] or 0)) for r in await db.fetch_rows(
+            "SELECT site_id, COUNT(*), MIN(day), MAX(day), SUM(pageviews), SUM(hits) "
+            "FROM rollup_site_day WHERE day >= :a AND day <= :b AND hits > 0 "
+            "GROUP BY site_id", {"a": a, "b": b})}
+    else:
+        out = {r[0]: DayFacts(int(r[1]), r[2], r[3], int(r[4] or 0), r[5], r[6],
+                              int(r[7] or 0), int(r[8] or 0)) for r in await db.fetch_rows(
+            "SELECT site_id, COUNT(*), MIN(day), MAX(day), "
+            "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END), "
+            "MIN(CASE WHEN day <= :w THEN day END), MAX(CASE WHEN day <= :w THEN day END), "
+            "SUM(pageviews), SUM(hits) FROM rollup_site_day "
+            "WHERE day >= :a AND day <= :b AND hits > 0 GROUP BY site_id",
+            {"a": a, "b": b, "w": w})}
+    await _fill_gaps(db, {sid: f for sid, f in out.items() if _holed(f)}, a, min(w, b))
+    return out
+
+
+def _holed(f: DayFacts) -> bool:
+    """Days without hits between the first and last window day with hits?"""
+    return bool(f.wdays and f.wfirst and f.wlast and f.wdays < (
+        dt.date.fromisoformat(f.wlast) - dt.date.fromisoformat(f.wfirst)).days + 1)
+
+
+async def _fill_gaps(db: Database, holed: dict[int, DayFacts], a: str, w: str) -> None:
+    """Set the longest inner run without hits of each of ``holed``'s facts from its days
+    in [a, w]."""
     days: dict[int, list[str]] = {}
     for r in await _in_chunks(
         db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :a AND day <= :w "
-            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day", holed, {"a": a, "w": w}):
+            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day", list(holed),
+            {"a": a, "w": w}):
         days.setdefault(r["site_id"], []).append(r["day"])
     for sid, ds in days.items():
-        f = out[sid]
+        f = holed[sid]
         f.gap, f.gap_from, f.gap_to, _ = longest_gap(ds, f.wfirst or a, f.wlast or w)
-    return out
 
 
 SUMMARY_MAX_AGE_MS = 86_400_000
@@ -386,14 +405,27 @@ async def ensure_month_summaries(db: Database, months: list[str]) -> None:
     fresh = {r["month"] for r in await db.fetch_all(
         "SELECT month, computed_ts FROM compliance_summary_months")
         if now - int(r["computed_ts"]) < SUMMARY_MAX_AGE_MS}
-    for month in months:
-        if month not in fresh:
-            await _store_month(db, month, now)
+    stale = [m for m in months if m not in fresh]
+    if not stale:
+        return
+    # every stale month from one grouped read of the daily rollup
+    a, b = month_period(stale[0])[0], month_period(stale[-1])[1]
+    facts: dict[str, dict[int, DayFacts]] = {m: {} for m in stale}
+    for sid, m, d, first, last, pv, h in await db.fetch_rows(
+            "SELECT site_id, substr(day, 1, 7) AS month, COUNT(*), MIN(day), MAX(day), "
+            "SUM(pageviews), SUM(hits) FROM rollup_site_day WHERE day >= :a AND day <= :b "
+            "AND hits > 0 GROUP BY site_id, substr(day, 1, 7)", {"a": a, "b": b}):
+        if m in facts:
+            d = int(d)
+            facts[m][sid] = DayFacts(d, first, last, d, first, last, int(pv or 0), int(h or 0))
+    for m in stale:  # a site holed in several months is read once per month: rare
+        first, last = month_period(m)
+        await _fill_gaps(db, {sid: f for sid, f in facts[m].items() if _holed(f)}, first, last)
+    for m in stale:
+        await _store_month(db, m, facts[m], now)
 
 
-async def _store_month(db: Database, month: str, now: int) -> None:
-    first, last = month_period(month)
-    facts = await _piece_facts(db, first, last, last)
+async def _store_month(db: Database, month: str, facts: dict[int, DayFacts], now: int) -> None:
     async with db.transaction() as tx:
         # collectors sharing one PostgreSQL may store the same month at once: one at a time
         await tx.advisory_lock(f"compliance_site_months {month}")
