@@ -586,12 +586,6 @@ async def compute(
             "WHERE r.site_id = x.id AND r.day < :s AND r.hits > 0 ORDER BY r.day DESC LIMIT 1"
             ") AS last_day FROM sites x WHERE x.id IN (:ids)",
         late, p) if r["last_day"] is not None}
-    dvc = {r["site_id"]: r["steps"] for r in await db.fetch_all(
-        "SELECT site_id, SUM(views + submissions + other_steps) AS steps FROM rollup_dvc "
-        "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
-    feed = {r["site_id"]: r["events"] for r in await db.fetch_all(
-        "SELECT site_id, SUM(events) AS events FROM rollup_dossiers "
-        "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
     host_owner = {r["host"]: r["site_id"] for r in await db.fetch_all(
         "SELECT host, site_id FROM site_hosts")}
     foreign: dict[int, dict[str, int]] = {}
@@ -606,7 +600,10 @@ async def compute(
             carried.setdefault(owner, {})[r["site_id"]] = \
                 carried.get(owner, {}).get(r["site_id"], 0) + n
     scans = await _latest_scans(db, _end_ms(end))
-    comparisons = await compare(db, start, end, config.reconcile_abs, config.reconcile_rel)
+    sums: dict[str, dict[int, int]] = {}
+    comparisons = await compare(db, start, end, config.reconcile_abs, config.reconcile_rel,
+                                sums)
+    dvc, feed = sums.get("dvc", {}), sums.get("feed", {})
     failed: dict[int, list[Comparison]] = {}
     for c in comparisons:
         if not c.ok:

@@ -186,8 +186,12 @@ def _by_agency(rows: list[dict], value: str) -> tuple[dict[Key, int], dict[Key, 
 
 async def compare(
     db: Database, start: str, end: str, abs_tol: int, rel_tol: float,
+    site_sums: dict[str, dict[int, int]] | None = None,
 ) -> list[Comparison]:
-    """Every comparison made for the period, agreeing or not, by agency and service."""
+    """Every comparison made for the period, agreeing or not, by agency and service.
+    ``site_sums``, when given, receives per registered site the period's ``trackDVC`` steps
+    (``"dvc"``) and dossier events (``"feed"``) read on the way (the compliance states need
+    them: one read of the year's DVC rollup instead of two)."""
     p = {"s": start, "e": end}
     feed_rows = await db.fetch_all(
         "SELECT x.agency_code, d.site_id, d.service, SUM(d.received_online) AS online, "
@@ -207,6 +211,11 @@ async def compare(
             "FROM reported_totals r JOIN sites x ON x.id = r.site_id "
             f"WHERE r.period IN ({marks}) GROUP BY x.agency_code, r.site_id, r.service",
             {f"m{i}": m for i, m in enumerate(months)})
+    if site_sums is not None:
+        for name, rows, col in (("dvc", browser_rows, "steps"), ("feed", feed_rows, "events")):
+            sums = site_sums.setdefault(name, {})
+            for r in rows:
+                sums[r["site_id"]] = sums.get(r["site_id"], 0) + int(r[col] or 0)
     feed, feed_at = _by_agency(feed_rows, "online")
     browser, browser_at = _by_agency(browser_rows, "subs")
     reported, reported_at = _by_agency(reported_rows, "n")
