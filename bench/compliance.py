@@ -3,6 +3,8 @@
     .venv/bin/python bench/compliance.py                 # 10,000 sites × 365 days, 500 portals
     .venv/bin/python bench/compliance.py --sites 2000 --days 90 --portals 100
     .venv/bin/python bench/compliance.py --pages --portals 0     # + /compliance page times
+    .venv/bin/python bench/compliance.py --end 2026-11-30 --portals 0  # a whole month, a
+                                                         # year of 12 whole months
 
 Part 1 generates ``rollup_site_day`` rows (one per site per day with hits, with a mix of
 sites that are always on, have gaps, stopped, never connected), DVC and dossier rollups,
@@ -129,11 +131,10 @@ async def pages_bench(path: str) -> None:
                       f"{len(r.content) / 1e6:.1f} MB, status {r.status_code}")
 
 
-async def states_bench(path: str, n_sites: int, n_days: int) -> None:
+async def states_bench(path: str, n_sites: int, n_days: int, end: dt.date) -> None:
     db = await open_database(path)
     await db.migrate()
     await load_agencies(db)
-    end = dt.date.today() - dt.timedelta(days=1)
     t0 = time.perf_counter()
     generate(path, n_sites, n_days, end)
     print(f"  (generation {time.perf_counter() - t0:.1f} s)")
@@ -203,13 +204,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sites", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--end", type=dt.date.fromisoformat,
+                    default=dt.date.today() - dt.timedelta(days=1),
+                    help="last day of generated rollups, YYYY-MM-DD (default: yesterday); "
+                         "its month is the month timed")
     ap.add_argument("--portals", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--pages", action="store_true",
                     help="also time the /compliance pages on the generated data (~15 s more)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(states_bench(str(Path(tmp) / "states.db"), args.sites, args.days))
+        asyncio.run(states_bench(str(Path(tmp) / "states.db"), args.sites, args.days,
+                                 args.end))
         if args.pages:
             asyncio.run(pages_bench(str(Path(tmp) / "states.db")))
         if args.portals > 0:
