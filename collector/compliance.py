@@ -533,7 +533,16 @@ async def period_facts(db: Database, start: str, end: str, wend: str, today: str
         y, mo = int(m[:4]), int(m[5:])
         m = f"{y + mo // 12:04d}-{mo % 12 + 1:02d}"
     if not summaries or len(months) < 2:
-        return await _piece_facts(db, start, end, wend)
+        facts = await _piece_facts(db, start, end, wend)
+        if summaries and months and month_period(months[0]) == (start, end):
+            # a closed month computed whole (the /compliance history does every month):
+            # its facts are its summary, stored if stale, so a year later reads them
+            now = int(time.time() * 1000)
+            mark = await db.fetch_one("SELECT computed_ts FROM compliance_summary_months "
+                                      "WHERE month = :m", {"m": months[0]})
+            if mark is None or now - int(mark["computed_ts"]) >= SUMMARY_MAX_AGE_MS:
+                await _store_month(db, months[0], facts, now)
+        return facts
     pieces: list[dict[int, DayFacts]] = []
     lo = month_period(months[0])[0]
     if start < lo:

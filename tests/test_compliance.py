@@ -449,3 +449,18 @@ async def test_long_periods_from_month_summaries_match_the_daily_rollup(
     await facts.execute("UPDATE compliance_summary_months SET computed_ts = 0")
     fresh = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10")
     assert (fresh[silent].days, fresh[silent].first) == (1, "2026-02-10")
+
+
+async def test_a_closed_month_computed_whole_stores_its_summary(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-02-01", "2026-03-31", skip=("2026-03-10",)))
+    await states(facts)  # March, closed as of LATER
+    rows = await facts.fetch_all("SELECT month, site_id, days, gap, gap_from, gap_to "
+                                 "FROM compliance_site_months")
+    assert rows == [{"month": "2026-03", "site_id": 1, "days": 30, "gap": 1,
+                     "gap_from": "2026-03-10", "gap_to": "2026-03-10"}]
+    # not for a month still running, nor for a period that is not one whole month
+    await facts.execute("DELETE FROM compliance_summary_months")
+    await states(facts, as_of=local_ms("2026-03-20", 9), period=month_period("2026-03"))
+    await states(facts, period=("2026-03-02", "2026-03-31"))
+    assert await facts.fetch_all("SELECT month FROM compliance_summary_months") == []
