@@ -44,7 +44,10 @@ States, most severe first (letter 5901/BTTTT-CĐSQG):
     may lie before the period); ``counts["days_without_hits"]`` counts the period's own
     days over without hits.
 ``not_reconciled`` (chưa đối soát)
-    a comparison of :mod:`collector.reconcile` is outside the tolerance.
+    a comparison of :mod:`collector.reconcile` is outside the tolerance; comparisons pair
+    the counts of an agency's sites per service code (the one-stop feed and the DVC
+    portal's ``trackDVC`` come with different site ids), and every site taking part gets
+    the finding.
 ``compliant``.
 
 Precedence (decision): every finding is reported; the state is that of the most severe
@@ -53,6 +56,13 @@ are shown but do not change the state. Sites registered after the period are not
 evaluated; optional sites (``required = 0``) get a state but do not count for agencies.
 An agency is compliant only if all its required sites are; its state is the most severe
 of theirs.
+
+Long periods: the days with hits of the closed calendar months inside a period of two
+months or more are read from per-site month summaries (``compliance_site_months``: days,
+first and last day, sums, longest run without hits), written when first needed or when a
+closed month is computed whole, and recomputed once a day old; runs across month
+boundaries are joined from them, and the partial months at either end come from the daily
+rollup. ``compute(..., summaries=False)`` reads the daily rollup only (tests compare them).
 """
 
 from __future__ import annotations

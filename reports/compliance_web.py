@@ -6,13 +6,20 @@ Routes (``routes()``, added to ``reports.web.routes()`` ahead of its ``/api/v1``
   province: agencies' roll-up and the violating required sites with state and evidence;
   month-by-month history of compliant sites; ``&format=csv|json`` downloads the list.
 - ``GET /compliance/latest.csv`` / ``/compliance/latest.json`` — open-data snapshot: every
-  required site's state for the current month.
+  required site's state for the current month, from the same cached result the page shows
+  (so the same period and states), with ``X-Giamsat-Period: start/end``.
 - ``GET /compliance/sites/{id}?month=…`` — one site: state, what to fix (Vietnamese and
   English), evidence, scan history, reconciliation comparisons.
 - ``POST /api/v1/compliance/reported`` — agency-reported totals (CSV body with header
   ``site,service,period,count``, or JSON ``{"rows": [...]}``), ``Authorization: Bearer`` API
   token of ``reports.auth``: an admin may report for any site, an agency user for its own
-  agency's sites only.
+  agency's sites only. The body is limited to ``MAX_REPORTED_BODY`` while it streams.
+
+Query parameters: an absent or empty ``month`` is the current month; any other value must
+be an ASCII ``YYYY-MM`` from 2000-01 to 2100-12, and ``state``, ``kind``, ``format`` one of
+their values, else a 400 whose reason (``X-Giamsat-Error``) names the parameter — never a
+silent fallback, never a 500 (``int()`` and ``str.isdigit()`` accept non-ASCII digits, so
+nothing here uses them on raw input). Site ids in paths are ASCII digits, else 404.
 
 Pages go through ``reports.web`` (its base template, language, session and access rules):
 they are public while ``compliance`` is in ``GIAMSAT_PUBLIC_PAGES`` (the default), else
