@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Things the test suite needs beyond Python packages, installed or started if missing:
 # a running PostgreSQL on 127.0.0.1:5432, Debian's chromium for the browser tests,
-# openssl for the scanner's TLS test, and wrk for the benchmarks. Safe to run again: each step checks first.
+# openssl for the scanner's TLS test, and wrk for the benchmarks. Safe to run again: each
+# step checks first.
 set -euo pipefail
 
 SUDO=""
