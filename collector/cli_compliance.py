@@ -25,6 +25,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     scan.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     scan.add_argument("--retries", type=int, default=1)
     scan.add_argument("--public-url", help="the collector's public URL (tracker host check)")
+    scan.add_argument("--public-hosts",
+                      help="other hosts of this collector, comma separated (tracker host check)")
 
     rec = sub.add_parser("reconcile", help="agency-reported totals for reconciliation")
     rsub = rec.add_subparsers(dest="reconcile_command", required=True)
@@ -85,7 +87,11 @@ def cmd_scan(args: argparse.Namespace, config: Config) -> int:
 def cmd_reconcile_import(args: argparse.Namespace, config: Config) -> int:
     from collector.reconcile import import_reported
 
-    text = Path(args.file).read_text(encoding="utf-8-sig")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"giamsat: {args.file}: cannot read as UTF-8 text ({e})", file=sys.stderr)
+        return 2
     report = _run(config, lambda db: import_reported(db, text, f"csv:{Path(args.file).name}"))
     for line, message in report.errors:
         print(f"{args.file}:{line}: {message}", file=sys.stderr)
@@ -94,12 +100,12 @@ def cmd_reconcile_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_compliance(args: argparse.Namespace, config: Config) -> int:
-    from collector.compliance import compute, month_period
+    from collector.compliance import compute, month_period, parse_month
 
     now_ms = int(time.time() * 1000)
     month = args.month or local_day(now_ms)[:7]  # the local (UTC+7) month
     try:
-        start, end = month_period(month)
+        start, end = month_period(parse_month(month))
     except ValueError:
         print(f"giamsat: --month: expected YYYY-MM, got {month!r}", file=sys.stderr)
         return 2

@@ -44,7 +44,10 @@ States, most severe first (letter 5901/BTTTT-CĐSQG):
     may lie before the period); ``counts["days_without_hits"]`` counts the period's own
     days over without hits.
 ``not_reconciled`` (chưa đối soát)
-    a comparison of :mod:`collector.reconcile` is outside the tolerance.
+    a comparison of :mod:`collector.reconcile` is outside the tolerance; comparisons pair
+    the counts of an agency's sites per service code (the one-stop feed and the DVC
+    portal's ``trackDVC`` come with different site ids), and every site taking part gets
+    the finding.
 ``compliant``.
 
 Precedence (decision): every finding is reported; the state is that of the most severe
@@ -53,12 +56,20 @@ are shown but do not change the state. Sites registered after the period are not
 evaluated; optional sites (``required = 0``) get a state but do not count for agencies.
 An agency is compliant only if all its required sites are; its state is the most severe
 of theirs.
+
+Long periods: the days with hits of the closed calendar months inside a period of two
+months or more are read from per-site month summaries (``compliance_site_months``: days,
+first and last day, sums, longest run without hits), written when first needed or when a
+closed month is computed whole, and recomputed once a day old; runs across month
+boundaries are joined from them, and the partial months at either end come from the daily
+rollup. ``compute(..., summaries=False)`` reads the daily rollup only (tests compare them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -126,6 +137,10 @@ MESSAGES: dict[str, tuple[str | None, str, str]] = {
                        "(e.g. {service}: {a} vs {b})"),
     "home_unreachable": (None, "lần quét gần nhất không mở được trang chủ ({status})",
                          "the last scan could not read the home page ({status})"),
+    "tracker_host_unknown": (None, "chưa kiểm tra được máy chủ của trackerUrl ({tracker}): "
+                             "hệ thống chưa cấu hình GIAMSAT_PUBLIC_URL / GIAMSAT_PUBLIC_HOSTS",
+                             "could not check the trackerUrl host ({tracker}): neither "
+                             "GIAMSAT_PUBLIC_URL nor GIAMSAT_PUBLIC_HOSTS is configured"),
     "badge_missing": (None, "chưa hiển thị biểu tượng \"Đã kết nối EMC\"",
                       "the \"EMC connected\" badge is not shown"),
     "https_not_enforced": (None, "trang chủ chưa bắt buộc HTTPS",
@@ -133,7 +148,8 @@ MESSAGES: dict[str, tuple[str | None, str, str]] = {
 }
 SCAN_CODES = ("snippet_commented", "site_id_empty", "site_id_wrong", "site_id_missing",
               "tracker_http", "tracker_not_ours", "tracker_missing", "loader_missing",
-              "snippet_missing_on_pages", "badge_missing", "https_not_enforced")
+              "snippet_missing_on_pages", "tracker_host_unknown", "badge_missing",
+              "https_not_enforced")
 
 
 @dataclass
@@ -205,6 +221,19 @@ class Result:
     def counts(self, required_only: bool = True) -> dict[str, int]:
         c = Counter(s.state for s in self.sites if s.required or not required_only)
         return {st: c.get(st, 0) for st in STATES}
+
+
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # ASCII digits: int() reads '２' too
+MONTH_MIN, MONTH_MAX = "2000-01", "2100-12"
+
+
+def parse_month(text: str) -> str:
+    """A ``YYYY-MM`` month from user input (query string, CLI), or ValueError naming it:
+    ASCII digits only (``int()`` and ``str.isdigit()`` accept '２０２６' and '٢٠٢٦'), months
+    01–12, years 2000–2100 (no date arithmetic near year 1 or 9999)."""
+    if not _MONTH.fullmatch(text) or not MONTH_MIN <= text <= MONTH_MAX:
+        raise ValueError(f"month invalid: expected YYYY-MM from {MONTH_MIN} to {MONTH_MAX}")
+    return text
 
 
 def month_period(month: str) -> tuple[str, str]:
@@ -305,7 +334,7 @@ def _scan_findings(site_id: int, scan: dict[str, Any], hits_in_period: int) -> l
                 pages_en="the home page" if home else f"{len(pages)} sampled page(s)"))
         elif code == "site_id_wrong":
             out.append(finding(code, found=scan["site_id_found"], site_id=site_id))
-        elif code == "tracker_not_ours":
+        elif code in ("tracker_not_ours", "tracker_host_unknown"):
             out.append(finding(code, tracker=scan["tracker_url"]))
         elif code == "snippet_missing_on_pages":
             sampled = max(0, scan["pages_ok"] - 1)
@@ -316,8 +345,248 @@ def _scan_findings(site_id: int, scan: dict[str, Any], hits_in_period: int) -> l
     return out
 
 
+@dataclass
+class DayFacts:
+    """A site's days with hits over a stretch of days: all of them (``days``, ``first``,
+    ``last``, sums), those up to the last day over (``w*``: the gap window's end), and the
+    longest run without hits strictly between ``wfirst`` and ``wlast`` (earliest on a tie)."""
+    days: int
+    first: str
+    last: str
+    wdays: int
+    wfirst: str | None
+    wlast: str | None
+    pageviews: int
+    hits: int
+    gap: int = 0
+    gap_from: str = ""
+    gap_to: str = ""
+
+
+async def _piece_facts(db: Database, a: str, b: str, w: str) -> dict[int, DayFacts]:
+    """Facts of every site over days [a, b], the gap window ending on ``w``: one aggregate,
+    then the days of only those sites with a hole between their first and last window day."""
+    if w >= b:  # every day is in the window: no CASE per row (3 M rows over a year)
+        out = {r[0]: DayFacts(int(r[1]), r[2], r[3], int(r[1]), r[2], r[3], int(r[4] or 0),
+                              int(r[5] or 0)) for r in await db.fetch_rows(
+            "SELECT site_id, COUNT(*), MIN(day), MAX(day), SUM(pageviews), SUM(hits) "
+            "FROM rollup_site_day WHERE day >= :a AND day <= :b AND hits > 0 "
+            "GROUP BY site_id", {"a": a, "b": b})}
+    else:
+        out = {r[0]: DayFacts(int(r[1]), r[2], r[3], int(r[4] or 0), r[5], r[6],
+                              int(r[7] or 0), int(r[8] or 0)) for r in await db.fetch_rows(
+            "SELECT site_id, COUNT(*), MIN(day), MAX(day), "
+            "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END), "
+            "MIN(CASE WHEN day <= :w THEN day END), MAX(CASE WHEN day <= :w THEN day END), "
+            "SUM(pageviews), SUM(hits) FROM rollup_site_day "
+            "WHERE day >= :a AND day <= :b AND hits > 0 GROUP BY site_id",
+            {"a": a, "b": b, "w": w})}
+    await _fill_gaps(db, {sid: f for sid, f in out.items() if _holed(f)}, a, min(w, b))
+    return out
+
+
+def _holed(f: DayFacts) -> bool:
+    """Days without hits between the first and last window day with hits?"""
+    return bool(f.wdays and f.wfirst and f.wlast and f.wdays < (
+        dt.date.fromisoformat(f.wlast) - dt.date.fromisoformat(f.wfirst)).days + 1)
+
+
+async def _fill_gaps(db: Database, holed: dict[int, DayFacts], a: str, w: str) -> None:
+    """Set the longest inner run without hits of each of ``holed``'s facts from its days
+    in [a, w]."""
+    days: dict[int, list[str]] = {}
+    for r in await _in_chunks(
+        db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :a AND day <= :w "
+            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day", list(holed),
+            {"a": a, "w": w}):
+        days.setdefault(r["site_id"], []).append(r["day"])
+    for sid, ds in days.items():
+        f = holed[sid]
+        f.gap, f.gap_from, f.gap_to, _ = longest_gap(ds, f.wfirst or a, f.wlast or w)
+
+
+SUMMARY_MAX_AGE_MS = 86_400_000
+
+
+async def ensure_month_summaries(db: Database, months: list[str]) -> None:
+    """Closed months' facts in ``compliance_site_months``, computed and stored where missing
+    or older than a day (late hits of a closed month are seen by the next day)."""
+    now = int(time.time() * 1000)
+    fresh = {r["month"] for r in await db.fetch_all(
+        "SELECT month, computed_ts FROM compliance_summary_months")
+        if now - int(r["computed_ts"]) < SUMMARY_MAX_AGE_MS}
+    stale = [m for m in months if m not in fresh]
+    if not stale:
+        return
+    # every stale month from one grouped read of the daily rollup
+    a, b = month_period(stale[0])[0], month_period(stale[-1])[1]
+    facts: dict[str, dict[int, DayFacts]] = {m: {} for m in stale}
+    for sid, m, d, first, last, pv, h in await db.fetch_rows(
+            "SELECT site_id, substr(day, 1, 7) AS month, COUNT(*), MIN(day), MAX(day), "
+            "SUM(pageviews), SUM(hits) FROM rollup_site_day WHERE day >= :a AND day <= :b "
+            "AND hits > 0 GROUP BY site_id, substr(day, 1, 7)", {"a": a, "b": b}):
+        if m in facts:
+            d = int(d)
+            facts[m][sid] = DayFacts(d, first, last, d, first, last, int(pv or 0), int(h or 0))
+    for m in stale:  # a site holed in several months is read once per month: rare
+        first, last = month_period(m)
+        await _fill_gaps(db, {sid: f for sid, f in facts[m].items() if _holed(f)}, first, last)
+    for m in stale:
+        await _store_month(db, m, facts[m], now)
+
+
+async def _store_month(db: Database, month: str, facts: dict[int, DayFacts], now: int) -> None:
+    async with db.transaction() as tx:
+        # collectors sharing one PostgreSQL may store the same month at once: one at a time
+        await tx.advisory_lock(f"compliance_site_months {month}")
+        await tx.execute("DELETE FROM compliance_site_months WHERE month = :m", {"m": month})
+        if facts:
+            await tx.execute_many(
+                "INSERT INTO compliance_site_months (month, site_id, days, first_day, "
+                "last_day, pageviews, hits, gap, gap_from, gap_to) VALUES (:m, :s, :d, :f, "
+                ":l, :p, :h, :g, :gf, :gt)",
+                [{"m": month, "s": sid, "d": f.days, "f": f.first, "l": f.last,
+                  "p": f.pageviews, "h": f.hits, "g": f.gap, "gf": f.gap_from, "gt": f.gap_to}
+                 for sid, f in facts.items()])
+        await tx.execute(
+            "INSERT INTO compliance_summary_months (month, computed_ts) VALUES (:m, :t) "
+            "ON CONFLICT (month) DO UPDATE SET computed_ts = excluded.computed_ts",
+            {"m": month, "t": now})
+
+
+async def _months_facts(db: Database, months: list[str]) -> dict[int, DayFacts]:
+    """The stored summaries of consecutive closed ``months`` as one stretch per site: sums
+    in SQL; the month rows are read (and folded, for runs across month boundaries) only for
+    sites with days without hits between their first and last day."""
+    await ensure_month_summaries(db, months)
+    marks = ", ".join(f":m{i}" for i in range(len(months)))
+    p = {f"m{i}": m for i, m in enumerate(months)}
+    out: dict[int, DayFacts] = {}
+    holed: list[int] = []
+    for sid, d, first, last, pv, h in await db.fetch_rows(
+            "SELECT site_id, SUM(days), MIN(first_day), MAX(last_day), SUM(pageviews), "
+            f"SUM(hits) FROM compliance_site_months WHERE month IN ({marks}) GROUP BY site_id",
+            p):
+        d = int(d)
+        out[sid] = DayFacts(d, first, last, d, first, last, int(pv), int(h))
+        if d < (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1:
+            holed.append(sid)
+    o: DayFacts | None = None
+    cur = None
+    last_day = ""
+    for r in await _in_chunks(
+            db, "SELECT site_id, first_day, last_day, gap, gap_from, gap_to "
+                f"FROM compliance_site_months WHERE month IN ({marks}) AND site_id IN (:ids) "
+                "ORDER BY site_id, month", holed, p):
+        if r["site_id"] != cur:
+            cur = r["site_id"]
+            o = out[cur]
+        else:
+            assert o is not None
+            run = (dt.date.fromisoformat(r["first_day"])
+                   - dt.date.fromisoformat(last_day)).days - 1
+            if run > o.gap:
+                o.gap, o.gap_from, o.gap_to = run, _next_day(last_day), _prev_day(r["first_day"])
+        if r["gap"] > o.gap:
+            o.gap, o.gap_from, o.gap_to = int(r["gap"]), r["gap_from"], r["gap_to"]
+        last_day = r["last_day"]
+    return out
+
+
+def _join(pieces: list[dict[int, DayFacts]]) -> dict[int, DayFacts]:
+    """Facts of consecutive pieces (in day order) as one: sums, ends, and the longest run
+    without hits among the pieces' own and those across their boundaries."""
+    out: dict[int, DayFacts] = {}
+    for piece in pieces:
+        for sid, f in piece.items():
+            o = out.get(sid)
+            if o is None:
+                out[sid] = DayFacts(**vars(f))
+                continue
+            if f.wdays and o.wdays and o.wlast and f.wfirst:
+                run = (dt.date.fromisoformat(f.wfirst) - dt.date.fromisoformat(o.wlast)).days - 1
+                if run > o.gap:
+                    o.gap, o.gap_from, o.gap_to = run, _next_day(o.wlast), _prev_day(f.wfirst)
+            if f.gap > o.gap:
+                o.gap, o.gap_from, o.gap_to = f.gap, f.gap_from, f.gap_to
+            o.days += f.days
+            o.last = f.last
+            o.pageviews += f.pageviews
+            o.hits += f.hits
+            if f.wdays:
+                o.wdays += f.wdays
+                o.wfirst = o.wfirst or f.wfirst
+                o.wlast = f.wlast
+    return out
+
+
+def _next_day(day: str) -> str:
+    return (dt.date.fromisoformat(day) + DAY).isoformat()
+
+
+def _prev_day(day: str) -> str:
+    return (dt.date.fromisoformat(day) - DAY).isoformat()
+
+
+async def period_facts(db: Database, start: str, end: str, wend: str, today: str,
+                       summaries: bool = True) -> dict[int, DayFacts]:
+    """Facts of every site over [start, end]: the closed calendar months inside it from
+    their stored summaries (when there are two or more), the rest from the daily rollup.
+    The closed months must be consecutive: they are, being every whole month of one
+    stretch of days that ended before today."""
+    months = []
+    m = start[:7]
+    while m <= end[:7]:
+        first, last = month_period(m)
+        if first >= start and last <= end and last < today:
+            months.append(m)
+        y, mo = int(m[:4]), int(m[5:])
+        m = f"{y + mo // 12:04d}-{mo % 12 + 1:02d}"
+    if not summaries or len(months) < 2:
+        facts = await _piece_facts(db, start, end, wend)
+        if summaries and months and month_period(months[0]) == (start, end):
+            # a closed month computed whole (the /compliance history does every month):
+            # its facts are its summary, stored if stale, so a year later reads them
+            now = int(time.time() * 1000)
+            mark = await db.fetch_one("SELECT computed_ts FROM compliance_summary_months "
+                                      "WHERE month = :m", {"m": months[0]})
+            if mark is None or now - int(mark["computed_ts"]) >= SUMMARY_MAX_AGE_MS:
+                await _store_month(db, months[0], facts, now)
+        return facts
+    pieces: list[dict[int, DayFacts]] = []
+    lo = month_period(months[0])[0]
+    if start < lo:
+        pieces.append(await _piece_facts(db, start, _prev_day(lo), wend))
+    pieces.append(await _months_facts(db, months))
+    hi = month_period(months[-1])[1]
+    if hi < end:
+        pieces.append(await _piece_facts(db, _next_day(hi), end, wend))
+    return _join(pieces)
+
+
+def _gap(f: DayFacts | None, wstart: str, wend: str) -> tuple[int, str, str]:
+    """The longest run without hits in [wstart, wend]: before the first window day with
+    hits, inside (``f.gap``), or after the last; the earliest on a tie."""
+    if wend < wstart:
+        return 0, "", ""
+    if f is None or not f.wdays or not f.wfirst or not f.wlast:
+        return (dt.date.fromisoformat(wend) - dt.date.fromisoformat(wstart)).days + 1, \
+            wstart, wend
+    best, bfrom, bto = 0, "", ""
+    lead = (dt.date.fromisoformat(f.wfirst) - dt.date.fromisoformat(wstart)).days
+    if lead > best:
+        best, bfrom, bto = lead, wstart, _prev_day(f.wfirst)
+    if f.gap > best:
+        best, bfrom, bto = f.gap, f.gap_from, f.gap_to
+    trail = (dt.date.fromisoformat(wend) - dt.date.fromisoformat(f.wlast)).days
+    if trail > best:
+        best, bfrom, bto = trail, _next_day(f.wlast), wend
+    return best, bfrom, bto
+
+
 async def compute(
     db: Database, config: Config, start: str, end: str, as_of_ms: int | None = None,
+    summaries: bool = True,
 ) -> Result:
     """States of every registered site for local days [start, end] (inclusive)."""
     as_of_ms = int(time.time() * 1000) if as_of_ms is None else as_of_ms
@@ -328,34 +597,14 @@ async def compute(
         "SELECT s.id, s.name, s.kind, s.agency_code, s.required, s.registered_on, "
         "a.name AS agency_name, a.kind AS agency_kind FROM sites s "
         "JOIN agencies a ON a.code = s.agency_code WHERE s.registered_on <= :e ORDER BY s.id", p)
-    period = {r["site_id"]: r for r in await db.fetch_all(
-        "SELECT site_id, COUNT(*) AS days, MIN(day) AS first_day, MAX(day) AS last_day, "
-        "SUM(CASE WHEN day <= :w THEN 1 ELSE 0 END) AS window_days, "
-        "SUM(pageviews) AS pageviews, SUM(hits) AS hits FROM rollup_site_day "
-        "WHERE day >= :s AND day <= :e AND hits > 0 GROUP BY site_id", {**p, "w": wend})}
-    site_ids = [s["id"] for s in sites]
-    # sites without hits on every day of the window: look at their days and their past
-    window_days = (dt.date.fromisoformat(wend) - dt.date.fromisoformat(start)).days + 1
-    partial = [i for i in site_ids
-               if i not in period or period[i]["window_days"] < window_days
-               or period[i]["first_day"] > start]
+    period = await period_facts(db, start, end, wend, today, summaries)
+    # sites without hits on the period's first day: their last day with hits before it
+    late = [s["id"] for s in sites if s["id"] not in period or period[s["id"]].first > start]
     before = {r["site_id"]: r["last_day"] for r in await _in_chunks(
         db, "SELECT x.id AS site_id, (SELECT r.day FROM rollup_site_day r "
             "WHERE r.site_id = x.id AND r.day < :s AND r.hits > 0 ORDER BY r.day DESC LIMIT 1"
             ") AS last_day FROM sites x WHERE x.id IN (:ids)",
-        partial, p) if r["last_day"] is not None}
-    days: dict[int, list[str]] = {}
-    for r in await _in_chunks(
-        db, "SELECT site_id, day FROM rollup_site_day WHERE day >= :s AND day <= :e "
-            "AND hits > 0 AND site_id IN (:ids) ORDER BY site_id, day",
-        [i for i in partial if i in period], p):
-        days.setdefault(r["site_id"], []).append(r["day"])
-    dvc = {r["site_id"]: r["steps"] for r in await db.fetch_all(
-        "SELECT site_id, SUM(views + submissions + other_steps) AS steps FROM rollup_dvc "
-        "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
-    feed = {r["site_id"]: r["events"] for r in await db.fetch_all(
-        "SELECT site_id, SUM(events) AS events FROM rollup_dossiers "
-        "WHERE day >= :s AND day <= :e GROUP BY site_id", p)}
+        late, p) if r["last_day"] is not None}
     host_owner = {r["host"]: r["site_id"] for r in await db.fetch_all(
         "SELECT host, site_id FROM site_hosts")}
     foreign: dict[int, dict[str, int]] = {}
@@ -370,25 +619,29 @@ async def compute(
             carried.setdefault(owner, {})[r["site_id"]] = \
                 carried.get(owner, {}).get(r["site_id"], 0) + n
     scans = await _latest_scans(db, _end_ms(end))
-    comparisons = await compare(db, start, end, config.reconcile_abs, config.reconcile_rel)
+    sums: dict[str, dict[int, int]] = {}
+    comparisons = await compare(db, start, end, config.reconcile_abs, config.reconcile_rel,
+                                sums)
+    dvc, feed = sums.get("dvc", {}), sums.get("feed", {})
     failed: dict[int, list[Comparison]] = {}
     for c in comparisons:
         if not c.ok:
-            failed.setdefault(c.site_id, []).append(c)
+            for sid in c.sites:
+                failed.setdefault(sid, []).append(c)
 
     out: list[SiteState] = []
     for s in sites:
         sid = s["id"]
         per = period.get(sid)
-        hits = int(per["hits"]) if per else 0
-        last_day = per["last_day"] if per else before.get(sid)
+        hits = per.hits if per else 0
+        last_day = per.last if per else before.get(sid)
         f: list[Finding] = []
         if last_day is None:
             f.append(finding("never_hit"))
         scan = scans.get(sid)
         if scan is not None:
             f += _scan_findings(sid, scan, hits)
-        if s["kind"] == "dvc" and per and per["pageviews"] and not dvc.get(sid):
+        if s["kind"] == "dvc" and per and per.pageviews and not dvc.get(sid):
             f.append(finding("dvc_no_trackdvc"))
         if s["kind"] == "onestop" and not feed.get(sid):
             f.append(finding("onestop_no_feed"))
@@ -402,15 +655,13 @@ async def compute(
                              others=", ".join(str(o) for o in sorted(other))))
         gap, gfrom, gto, missing = 0, "", "", 0
         if last_day is not None:
-            if sid in partial:
-                wstart = _window_start(start, today, before.get(sid),
-                                       per["first_day"] if per else None)
-                gap, gfrom, gto, missing = longest_gap(days.get(sid, []), wstart, wend)
-                # days_without_hits counts the period's own days only, not the part of
-                # a run that began before the period
-                before_period = min(dt.date.fromisoformat(start),
-                                    dt.date.fromisoformat(wend) + DAY)
-                missing -= max(0, (before_period - dt.date.fromisoformat(wstart)).days)
+            wstart = _window_start(start, today, before.get(sid), per.first if per else None)
+            gap, gfrom, gto = _gap(per, wstart, wend)
+            # days_without_hits counts the period's own days only, not the part of a run
+            # that began before the period
+            own = max(start, wstart)
+            missing = max(0, (dt.date.fromisoformat(wend) - dt.date.fromisoformat(own)).days
+                          + 1) - (per.wdays if per else 0)
             if gap >= config.gap_days > 0:
                 f.append(finding("interrupted", gap=gap, gap_from=gfrom, gap_to=gto))
         bad = failed.get(sid, [])
@@ -423,8 +674,8 @@ async def compute(
             sid, s["name"], s["kind"], s["agency_code"], s["agency_name"], s["agency_kind"],
             bool(s["required"]), state, sorted(f, key=lambda x: STATES.index(x.state or
                                                                                 "compliant")),
-            last_day, int(per["days"]) if per else 0, gap,
-            _scan_summary(scan), {"hits": hits, "pageviews": int(per["pageviews"]) if per else 0,
+            last_day, per.days if per else 0, gap,
+            _scan_summary(scan), {"hits": hits, "pageviews": per.pageviews if per else 0,
                                   "dvc_steps": int(dvc.get(sid) or 0),
                                   "feed_events": int(feed.get(sid) or 0),
                                   "days_without_hits": missing,

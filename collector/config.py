@@ -41,6 +41,9 @@ class Config:
     port: int = 8000
     # public base URL of this collector, used in the snippet (https://emc.example.gov.vn)
     public_url: str = ""
+    # other hosts this collector answers /tracking on (comma separated), for the scanner's
+    # "tracker URL is ours" check; with neither set that check is reported as unknown
+    public_hosts: str = ""
     # GeoIP database (MaxMind/DB-IP City .mmdb); empty = provinces are "unknown"
     geoip_path: str = ""
     # secret for keyed hashes of dossier ids and personal data; generated and stored if empty

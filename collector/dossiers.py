@@ -14,7 +14,11 @@ Status 0–4, FormsReception 1–2, FormsPayments 0–2, Level 0, 1, 2, 3, 4, Is
 IsDVCBC 0–2, CodeTTHC a procedure code, MaHoSo and CodeProfile non-empty, User a JSON
 object (or a JSON string of one) whose LOCATION is a short code. Level 2 is accepted:
 it is the old "mức độ 2" (forms online, filing in person) that older one-stop systems
-still send; it counts as not online, like 0 and 1.
+still send; it counts as not online, like 0 and 1. Numbers are ASCII digits (``int()``
+would also read ``'١'`` or ``'１'``). Text holding a NUL or an unpaired surrogate (JSON
+``"\\ud800"``) is refused by field name: no storage holds it (PostgreSQL refuses NUL in
+text, neither backend encodes a lone surrogate). A body that is not UTF-8 JSON, or is nested
+too deeply for the decoder, is "malformed JSON".
 
 Idempotency: the event key is (site, keyed hash of MaHoSo, Status). Posting the same
 event again answers ``200 {"duplicate": true}`` and changes nothing: the first copy's
@@ -55,6 +59,10 @@ from collector.tracking import local_day
 MAX_BODY = 65536
 _CODE = re.compile(r"^[\w.\-/]{1,64}$")
 _LOCATION = re.compile(r"^[\w.\-]{0,32}$")
+_NUMBER = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: int() also reads '١٢' and '１２'
+# text no storage can hold: NUL (PostgreSQL refuses it in text) and lone surrogates (JSON
+# "\ud800" decodes to one; it has no UTF-8 form)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # field → allowed integer values
 CHOICES: dict[str, tuple[int, ...]] = {
@@ -109,7 +117,7 @@ def _int(doc: Mapping[str, Any], name: str) -> int:
     raw = doc[name]
     if isinstance(raw, bool):
         raise InvalidDossier(f"{name} invalid: expected a number")
-    if isinstance(raw, str) and re.fullmatch(r"-?\d{1,9}", raw.strip()):
+    if isinstance(raw, str) and _NUMBER.fullmatch(raw.strip()):
         raw = int(raw.strip())
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)
@@ -131,6 +139,9 @@ def _text(doc: Mapping[str, Any], name: str, max_len: int, required: bool = True
         raw = str(raw)
     if not isinstance(raw, str):
         raise InvalidDossier(f"{name} invalid: expected a string")
+    if _UNSTORABLE.search(raw):
+        raise InvalidDossier(f"{name} invalid: contains a NUL character or an unpaired "
+                             "surrogate")
     raw = raw.strip()
     if required and not raw:
         raise InvalidDossier(f"{name} missing")
@@ -146,7 +157,7 @@ def _user(doc: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidDossier("User invalid: expected a JSON object") from None
     if raw is None:
         raw = {}
@@ -245,6 +256,8 @@ class DossierFeed:
                 doc = json.loads(body)
             except (UnicodeDecodeError, ValueError):
                 raise InvalidDossier("malformed JSON") from None
+            except RecursionError:  # "[[[[…": the C decoder's depth limit
+                raise InvalidDossier("malformed JSON: nested too deeply") from None
             if not isinstance(doc, dict):
                 raise InvalidDossier("expected one JSON object")
             site_id = parse_site_id(doc)
@@ -269,7 +282,8 @@ class DossierFeed:
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared and (not declared.isdigit() or int(declared) > self.max_body):
+        if declared and (not (declared.isascii() and declared.isdigit())
+                         or int(declared) > self.max_body):
             raise InvalidDossier(f"body too large (over {self.max_body} bytes)", 413)
         body = b""
         async for chunk in request.stream():

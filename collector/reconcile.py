@@ -1,7 +1,7 @@
 """Reconciliation (đối soát): dossier feed vs browser ``trackDVC`` vs agency-reported totals.
 
-For a period and per site and service code (procedure code, CodeTTHC) three counts of
-online dossiers may exist:
+For a period and per agency and service code (procedure code, CodeTTHC) three counts of
+online dossiers may exist, each summed over the agency's sites:
 
 - ``feed``: dossiers received online in the one-stop feed (``rollup_dossiers.received_online``);
 - ``browser``: ``trackDVC`` submissions, state 1 (``rollup_dvc.submissions``);
@@ -10,18 +10,29 @@ online dossiers may exist:
 
 Decisions:
 
-- Counts are paired on the same site id: a one-stop system is expected to post its feed
-  with the site id of the DVC system whose pages send ``trackDVC``. A feed on one site and
-  ``trackDVC`` on another site of the same agency are not paired (reported totals still are).
-- feed vs browser is compared only when the site has both in the period (a missing part is
-  "incomplete", not "not reconciled"); reported is compared with the feed where the site
-  has a feed, else with the browser count.
+- Counts are paired across the sites of one agency for the same service code: the feed
+  comes from the agency's one-stop (một cửa) system, posted with the one-stop site's id,
+  while ``trackDVC`` comes from the pages of its DVC portal, another site id. A feed on
+  site A and ``trackDVC`` on site B pair when A and B belong to the same agency (all its
+  feeds and all its DVC pages are summed per service); sites of different agencies never
+  pair, even for the same procedure code.
+- feed vs browser is compared only when the agency has both in the period (some dossier
+  event on one of its sites, some ``trackDVC`` step on one of its sites; a missing part is
+  "incomplete" on the site that lacks it, not "not reconciled"); reported is compared with
+  the feed where the agency has a feed, else with the browser count.
+- A comparison outside the tolerance makes every site whose counts took part in it "not
+  reconciled": the sites with feed / ``trackDVC`` / reported rows for that service, or,
+  where a part counts 0 for it, the agency's sites that send that part at all (the one-stop
+  site that never sent the dossiers the DVC pages saw is at fault too).
 - Tolerance: two counts agree when ``|a − b| ≤ max(abs_tol, rel_tol × max(a, b))``
   (defaults 2 and 5 %, ``GIAMSAT_RECONCILE_ABS`` / ``GIAMSAT_RECONCILE_REL``); exactly at the
   tolerance agrees.
 
 Reported-totals CSV: header ``site,service,period,count`` (``site_id``/``service_code``
-accepted), period ``YYYY-MM``, count a whole number ≥ 0; re-importing a row replaces it.
+accepted), period ``YYYY-MM`` (2000-01 to 2100-12), count a whole number ≥ 0 (ASCII digits,
+at most 10⁹); re-importing a row replaces it. A line the csv module cannot read (a field
+over the module's size limit) is reported as an error and ends the import; rows before it
+are kept. A NUL is refused by the field that holds it.
 """
 
 from __future__ import annotations
@@ -36,7 +47,10 @@ from dataclasses import dataclass
 from collector.store import Database
 
 SERVICE = re.compile(r"^[\w.\-/]{1,64}$")
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits only: str.isdigit() and int() also take '٢٠٢٦', '２' and '²'
+SITE = re.compile(r"[0-9]{1,9}")
+PERIOD = re.compile(r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$")
+COUNT = re.compile(r"[0-9]{1,10}")
 MAX_COUNT = 10**9
 
 
@@ -52,7 +66,7 @@ class ImportReport:
 
 @dataclass
 class Comparison:
-    site_id: int
+    agency_code: str
     service: str
     feed: int | None
     browser: int | None
@@ -62,10 +76,18 @@ class Comparison:
     b: int
     tolerance: float
     ok: bool
+    feed_sites: tuple[int, ...] = ()
+    browser_sites: tuple[int, ...] = ()
+    reported_sites: tuple[int, ...] = ()
 
     @property
     def difference(self) -> int:
         return self.a - self.b
+
+    @property
+    def sites(self) -> tuple[int, ...]:
+        """Every site whose counts took part (see the module docstring)."""
+        return tuple(sorted({*self.feed_sites, *self.browser_sites, *self.reported_sites}))
 
 
 def within(a: int, b: int, abs_tol: int, rel_tol: float) -> tuple[bool, float]:
@@ -78,13 +100,13 @@ def validate_row(row: Mapping[str, object], registered: set[int]) -> dict[str, o
     service = str(row.get("service") or row.get("service_code") or "").strip()
     period = str(row.get("period") or "").strip()
     count = str(row.get("count") if row.get("count") is not None else "").strip()
-    if not site.isdigit() or int(site) not in registered:
+    if not SITE.fullmatch(site) or int(site) not in registered:
         raise ReportedError(f"site: not a registered site id: {site[:20]!r}")
     if not SERVICE.match(service):
         raise ReportedError(f"service: expected a procedure code, got {service[:70]!r}")
     if not PERIOD.match(period):
-        raise ReportedError(f"period: expected YYYY-MM, got {period[:20]!r}")
-    if not count.isdigit() or int(count) > MAX_COUNT:
+        raise ReportedError(f"period: expected YYYY-MM (2000-01 to 2100-12), got {period[:20]!r}")
+    if not COUNT.fullmatch(count) or int(count) > MAX_COUNT:
         raise ReportedError(f"count: expected a whole number >= 0, got {count[:20]!r}")
     return {"site_id": int(site), "service": service, "period": period, "count": int(count)}
 
@@ -119,12 +141,15 @@ async def import_reported(
     if allowed_sites is not None:
         registered &= allowed_sites
     good, errors = [], []
-    for row in reader:
-        row = {(k or "").strip().lower(): v for k, v in row.items()}
-        try:
-            good.append(validate_row(row, registered))
-        except ReportedError as e:
-            errors.append((reader.line_num, str(e)))
+    try:
+        for row in reader:
+            row = {(k or "").strip().lower(): v for k, v in row.items()}
+            try:
+                good.append(validate_row(row, registered))
+            except ReportedError as e:
+                errors.append((reader.line_num, str(e)))
+    except csv.Error as e:  # a field over the csv module's size limit: stop there
+        errors.append((reader.line_num, f"csv: {e}; rows after it not read"))
     return ImportReport(await save_reported(db, good, source), errors)
 
 
@@ -144,44 +169,84 @@ def months_in(start: str, end: str) -> list[str]:
     return out
 
 
+Key = tuple[str, str]  # (agency code, service code)
+
+
+def _by_agency(rows: list[dict], value: str) -> tuple[dict[Key, int], dict[Key, set[int]]]:
+    """Per-site rows → (sum of ``value`` per agency and service, sites per agency and
+    service)."""
+    total: dict[Key, int] = {}
+    sites: dict[Key, set[int]] = {}
+    for r in rows:
+        key = (r["agency_code"], r["service"])
+        total[key] = total.get(key, 0) + int(r[value] or 0)
+        sites.setdefault(key, set()).add(r["site_id"])
+    return total, sites
+
+
 async def compare(
     db: Database, start: str, end: str, abs_tol: int, rel_tol: float,
+    site_sums: dict[str, dict[int, int]] | None = None,
 ) -> list[Comparison]:
-    """Every comparison made for the period, agreeing or not, by site and service."""
+    """Every comparison made for the period, agreeing or not, by agency and service.
+    ``site_sums``, when given, receives per registered site the period's ``trackDVC`` steps
+    (``"dvc"``) and dossier events (``"feed"``) read on the way (the compliance states need
+    them: one read of the year's DVC rollup instead of two)."""
     p = {"s": start, "e": end}
-    feed = {(r["site_id"], r["service"]): (r["online"], r["events"]) for r in await db.fetch_all(
-        "SELECT site_id, service, SUM(received_online) AS online, SUM(events) AS events "
-        "FROM rollup_dossiers WHERE day >= :s AND day <= :e GROUP BY site_id, service", p)}
-    browser = {(r["site_id"], r["service"]): (r["subs"], r["steps"]) for r in await db.fetch_all(
-        "SELECT site_id, service, SUM(submissions) AS subs, "
-        "SUM(views + submissions + other_steps) AS steps "
-        "FROM rollup_dvc WHERE day >= :s AND day <= :e GROUP BY site_id, service", p)}
+    feed_rows = await db.fetch_all(
+        "SELECT x.agency_code, d.site_id, d.service, SUM(d.received_online) AS online, "
+        "SUM(d.events) AS events FROM rollup_dossiers d JOIN sites x ON x.id = d.site_id "
+        "WHERE d.day >= :s AND d.day <= :e GROUP BY x.agency_code, d.site_id, d.service", p)
+    browser_rows = await db.fetch_all(
+        "SELECT x.agency_code, d.site_id, d.service, SUM(d.submissions) AS subs, "
+        "SUM(d.views + d.submissions + d.other_steps) AS steps FROM rollup_dvc d "
+        "JOIN sites x ON x.id = d.site_id WHERE d.day >= :s AND d.day <= :e "
+        "GROUP BY x.agency_code, d.site_id, d.service", p)
     months = months_in(start, end)
-    reported: dict[tuple[int, str], int] = {}
+    reported_rows: list[dict] = []
     if months:
         marks = ", ".join(f":m{i}" for i in range(len(months)))
-        for r in await db.fetch_all(
-            "SELECT site_id, service, SUM(count) AS n FROM reported_totals "
-            f"WHERE period IN ({marks}) GROUP BY site_id, service",
-            {f"m{i}": m for i, m in enumerate(months)},
-        ):
-            reported[(r["site_id"], r["service"])] = r["n"]
-    feed_sites = {k[0] for k, v in feed.items() if v[1]}
-    dvc_sites = {k[0] for k, v in browser.items() if v[1]}
+        reported_rows = await db.fetch_all(
+            "SELECT x.agency_code, r.site_id, r.service, SUM(r.count) AS n "
+            "FROM reported_totals r JOIN sites x ON x.id = r.site_id "
+            f"WHERE r.period IN ({marks}) GROUP BY x.agency_code, r.site_id, r.service",
+            {f"m{i}": m for i, m in enumerate(months)})
+    if site_sums is not None:
+        for name, rows, col in (("dvc", browser_rows, "steps"), ("feed", feed_rows, "events")):
+            sums = site_sums.setdefault(name, {})
+            for r in rows:
+                sums[r["site_id"]] = sums.get(r["site_id"], 0) + int(r[col] or 0)
+    feed, feed_at = _by_agency(feed_rows, "online")
+    browser, browser_at = _by_agency(browser_rows, "subs")
+    reported, reported_at = _by_agency(reported_rows, "n")
+    # the agencies that send a part at all in the period, and from which sites
+    feeding: dict[str, set[int]] = {}
+    for r in feed_rows:
+        if r["events"]:
+            feeding.setdefault(r["agency_code"], set()).add(r["site_id"])
+    tracking: dict[str, set[int]] = {}
+    for r in browser_rows:
+        if r["steps"]:
+            tracking.setdefault(r["agency_code"], set()).add(r["site_id"])
     out: list[Comparison] = []
     for key in sorted(set(feed) | set(browser) | set(reported)):
-        site, service = key
-        f = feed.get(key, (0, 0))[0] if site in feed_sites else None
-        b = browser.get(key, (0, 0))[0] if site in dvc_sites else None
+        agency, service = key
+        f = feed.get(key, 0) if agency in feeding else None
+        b = browser.get(key, 0) if agency in tracking else None
         rep = reported.get(key)
+        fs = tuple(sorted(feed_at.get(key) or feeding.get(agency, ()))) if f is not None else ()
+        bs = tuple(sorted(browser_at.get(key) or tracking.get(agency, ()))) \
+            if b is not None else ()
+        rs = tuple(sorted(reported_at.get(key, ())))
         pairs = []
         if f is not None and b is not None and (f or b):
-            pairs.append(("feed-browser", f, b))
+            pairs.append(("feed-browser", f, b, fs, bs, ()))
         if rep is not None and f is not None:
-            pairs.append(("reported-feed", rep, f))
+            pairs.append(("reported-feed", rep, f, fs, (), rs))
         elif rep is not None and b is not None:
-            pairs.append(("reported-browser", rep, b))
-        for against, a, c in pairs:
+            pairs.append(("reported-browser", rep, b, (), bs, rs))
+        for against, a, c, s1, s2, s3 in pairs:
             ok, tol = within(int(a), int(c), abs_tol, rel_tol)
-            out.append(Comparison(site, service, f, b, rep, against, int(a), int(c), tol, ok))
+            out.append(Comparison(agency, service, f, b, rep, against, int(a), int(c), tol, ok,
+                                  s1, s2, s3))
     return out

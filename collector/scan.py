@@ -26,8 +26,16 @@ Site finding codes (``scans.findings``), over the home page and every sampled pa
 ``site_id_empty`` · ``site_id_wrong`` · ``site_id_missing`` · ``tracker_http`` ·
 ``tracker_not_ours`` · ``tracker_missing`` · ``loader_missing`` ·
 ``snippet_missing_on_pages`` (a sampled page read fine but has no active snippet) ·
-``badge_missing`` · ``https_not_enforced``. What each one means for the compliance state is
-decided in ``collector/compliance.py``.
+``badge_missing`` · ``https_not_enforced`` · ``tracker_host_unknown``. What each one means
+for the compliance state is decided in ``collector/compliance.py``.
+
+Tracker host (decision): "ours" is the host of ``GIAMSAT_PUBLIC_URL`` or any host listed in
+``GIAMSAT_PUBLIC_HOSTS`` (comma separated: a collector reachable under several names, an
+old name kept during a move). With neither configured the scanner cannot tell ours from
+another server: ``tracker_ours`` is stored as NULL and the site gets the warning
+``tracker_host_unknown`` (shown, no effect on the state) instead of a wrong
+``tracker_not_ours`` or a silent pass. ``giamsat scan --public-url … --public-hosts …``
+set them for one run.
 """
 
 from __future__ import annotations
@@ -244,6 +252,8 @@ def site_findings(pages: list[Page], https_enforced: int | None) -> list[str]:
             add("tracker_http")
         if f.tracker_ours is False:
             add("tracker_not_ours")
+        if f.tracker_ours is None and f.tracker_url and f.tracker_https is not None:
+            add("tracker_host_unknown")
         if not f.loader:
             add("loader_missing")
     if read and not any(p.findings and p.findings.badge for p in read):
@@ -253,29 +263,29 @@ def site_findings(pages: list[Page], https_enforced: int | None) -> list[str]:
     return out
 
 
-async def _analyse(text: str, site_id: int, our_host: str | None, url: str) -> PageFindings:
+async def _analyse(text: str, site_id: int, our_hosts: frozenset[str], url: str) -> PageFindings:
     """Small pages in line; big ones on a thread so a scan inside the server does not hold
     the event loop that answers /tracking."""
     if len(text) < 100_000:
-        return analyse_page(text, site_id, our_host, url)
-    return await asyncio.to_thread(analyse_page, text, site_id, our_host, url)
+        return analyse_page(text, site_id, our_hosts, url)
+    return await asyncio.to_thread(analyse_page, text, site_id, our_hosts, url)
 
 
 async def scan_site(
-    client: httpx.AsyncClient, site_id: int, base_url: str, our_host: str | None,
+    client: httpx.AsyncClient, site_id: int, base_url: str, our_hosts: frozenset[str],
     opts: ScanOptions, gate: asyncio.Semaphore,
 ) -> SiteScan:
     start = time.perf_counter()
     ts = int(time.time() * 1000)
     home = await fetch(client, base_url, opts, gate)
     if home.status == "ok":
-        home.findings = await _analyse(home.text, site_id, our_host, home.final_url or base_url)
+        home.findings = await _analyse(home.text, site_id, our_hosts, home.final_url or base_url)
     urls = await _sample(client, home, base_url, opts, gate) if home.status == "ok" else []
     https_task = asyncio.create_task(_https_enforced(client, base_url, home, opts, gate))
     pages = [home, *await asyncio.gather(*(fetch(client, u, opts, gate) for u in urls))]
     for p in pages[1:]:
         if p.status == "ok":
-            p.findings = await _analyse(p.text, site_id, our_host, p.final_url or p.url)
+            p.findings = await _analyse(p.text, site_id, our_hosts, p.final_url or p.url)
     https = await https_task
     for p in pages:
         p.text = ""  # keep memory flat over thousands of sites
@@ -351,8 +361,13 @@ async def save_target(db: Database, site_id: int, base_url: str) -> None:
         {"s": site_id, "u": base_url})
 
 
-def our_host(config: Config) -> str | None:
-    return urlsplit(config.public_url).hostname if config.public_url else None
+def our_hosts(config: Config) -> frozenset[str]:
+    """The hosts a tracker URL may point at: ``GIAMSAT_PUBLIC_URL``'s and those listed in
+    ``GIAMSAT_PUBLIC_HOSTS``. Empty when neither is set: the check is then unknown."""
+    hosts = {h.strip() for h in config.public_hosts.split(",") if h.strip()}
+    if config.public_url:
+        hosts.add(urlsplit(config.public_url).hostname or "")
+    return frozenset(h for h in hosts if h)
 
 
 async def run_scans(
@@ -362,7 +377,7 @@ async def run_scans(
     """Scan (site id, base URL) pairs with ``opts.concurrency`` requests in flight; store each
     site's result as soon as it is done."""
     gate = asyncio.Semaphore(max(1, opts.concurrency))
-    host = our_host(config)
+    host = our_hosts(config)
     timeout = httpx.Timeout(opts.timeout)
     limits = httpx.Limits(max_connections=max(1, opts.concurrency), max_keepalive_connections=32)
     results: list[SiteScan] = []

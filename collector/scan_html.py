@@ -1,6 +1,6 @@
 """What one fetched page says about its monitoring code: a pure function over the HTML.
 
-``analyse_page(html, site_id, our_host)`` finds the ``_govaq`` snippet and reports:
+``analyse_page(html, site_id, our_hosts)`` finds the ``_govaq`` snippet and reports:
 
 - ``snippet``: ``present`` (an active ``_govaq.push(…)`` in an inline script),
   ``commented`` (pushes only inside ``<!-- … -->`` or JavaScript ``//`` / ``/* */``
@@ -8,8 +8,10 @@
 - the site id it sets (``setSiteId``): ``right``, ``wrong`` (another id), ``empty``
   (``''`` or blank), ``missing`` (a snippet without ``setSiteId``);
 - the tracker URL (``setTrackerUrl``), resolved through simple ``var u = '…'`` string
-  assignments and ``+`` concatenation; whether it is ``https`` and on our host (the host
-  of ``GIAMSAT_PUBLIC_URL``; unknown when that is not configured);
+  assignments and ``+`` concatenation; whether it is ``https`` and on one of our hosts
+  (the host of ``GIAMSAT_PUBLIC_URL`` and those of ``GIAMSAT_PUBLIC_HOSTS``, compared
+  without ``www.``, port or user info); unknown (``None``) when neither is configured —
+  the scanner then reports ``tracker_host_unknown``, a warning, rather than guess;
 - whether the loader (``…/gov-tracking.min.js``) is referenced, by a ``<script src>`` or
   a string in active script code;
 - whether the page shows the "connected" badge.
@@ -28,6 +30,7 @@ escaped wherever it is shown.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -197,7 +200,10 @@ def _is_badge(site_id: int, img: dict[str, str], page_url: str) -> bool:
     return bool(BADGE_TEXT.search(text) and BADGE_WORDS.search(text))
 
 
-def analyse_page(html: str, site_id: int, our_host: str | None, page_url: str = "") -> PageFindings:
+def analyse_page(html: str, site_id: int, our_hosts: Collection[str] | str | None,
+                 page_url: str = "") -> PageFindings:
+    ours = {normalize_host(h) for h in ([our_hosts] if isinstance(our_hosts, str)
+                                        else our_hosts or ()) if h}
     p = _Collector()
     try:
         p.feed(html)
@@ -242,10 +248,13 @@ def analyse_page(html: str, site_id: int, our_host: str | None, page_url: str = 
             t = trackers[-1]
             f.tracker_url = (t if t is not None else "?")[:MAX_VALUE]
             if t is not None:
-                parts = urlsplit(urljoin(page_url, t) if t.startswith("/") else t)
+                try:
+                    parts = urlsplit(urljoin(page_url, t) if t.startswith("/") else t)
+                except ValueError:  # 'https://[::1/tracking': not a URL at all
+                    parts = urlsplit("")
                 f.tracker_https = parts.scheme == "https"
-                if our_host:
-                    f.tracker_ours = normalize_host(parts.netloc) == normalize_host(our_host)
+                if ours:
+                    f.tracker_ours = normalize_host(parts.hostname or "") in ours
     f.loader = any(LOADER.search(s) for s in p.script_srcs) or bool(LOADER.search(active))
     f.badge = any(_is_badge(site_id, i, page_url) for i in p.imgs) or any(
         _is_badge(site_id, {"alt": a.get("title", ""), "text": a["text"]}, page_url)

@@ -6,13 +6,20 @@ Routes (``routes()``, added to ``reports.web.routes()`` ahead of its ``/api/v1``
   province: agencies' roll-up and the violating required sites with state and evidence;
   month-by-month history of compliant sites; ``&format=csv|json`` downloads the list.
 - ``GET /compliance/latest.csv`` / ``/compliance/latest.json`` — open-data snapshot: every
-  required site's state for the current month.
+  required site's state for the current month, from the same cached result the page shows
+  (so the same period and states), with ``X-Giamsat-Period: start/end``.
 - ``GET /compliance/sites/{id}?month=…`` — one site: state, what to fix (Vietnamese and
   English), evidence, scan history, reconciliation comparisons.
 - ``POST /api/v1/compliance/reported`` — agency-reported totals (CSV body with header
   ``site,service,period,count``, or JSON ``{"rows": [...]}``), ``Authorization: Bearer`` API
   token of ``reports.auth``: an admin may report for any site, an agency user for its own
-  agency's sites only.
+  agency's sites only. The body is limited to ``MAX_REPORTED_BODY`` while it streams.
+
+Query parameters: an absent or empty ``month`` is the current month; any other value must
+be an ASCII ``YYYY-MM`` from 2000-01 to 2100-12, and ``state``, ``kind``, ``format`` one of
+their values, else a 400 whose reason (``X-Giamsat-Error``) names the parameter — never a
+silent fallback, never a 500 (``int()`` and ``str.isdigit()`` accept non-ASCII digits, so
+nothing here uses them on raw input). Site ids in paths are ASCII digits, else 404.
 
 Pages go through ``reports.web`` (its base template, language, session and access rules):
 they are public while ``compliance`` is in ``GIAMSAT_PUBLIC_PAGES`` (the default), else
@@ -33,21 +40,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector.compliance import (
+    MONTH_MIN,
     STATE_NAMES,
     STATES,
     Result,
     compute,
     month_period,
     monthly_counts,
+    parse_month,
 )
 from collector.tracking import local_day
 from reports.i18n import date, datetime_ms, number
 from reports.params import path_id
 from reports.tables import Column, Table, download
-from reports.web import Ctx, Denied, page, render, require
+from reports.web import Ctx, Denied, error, page, render, require
 
 KINDS = {"ministry": ("ministry", "ministerial_agency"), "province": ("province", "city")}
 HISTORY_MONTHS = 12
+MAX_REPORTED_BODY = 2_000_000  # bytes, POST /api/v1/compliance/reported
 CACHE_SECONDS = 600.0  # closed months
 CACHE_CURRENT_SECONDS = 60.0  # the current month (rollups run every minute)
 
@@ -68,6 +78,8 @@ VI = {
     "Tolerance": "Ngưỡng", "Result": "Kết quả", "agree": "khớp", "differ": "lệch",
     "Open data": "Dữ liệu mở", "Home page": "Trang chủ", "Counts": "Số liệu",
     "never": "chưa có", "Site not found": "Không tìm thấy trang",
+    "Sites compared": "Các trang được đối chiếu", "feed": "dữ liệu hồ sơ",
+    "reported": "tự báo cáo",
 }
 
 
@@ -80,12 +92,41 @@ def _state_name(state: str, lang: str) -> str:
     return vi if lang == "vi" else en
 
 
+class BadParam(Exception):
+    """A query parameter the pages cannot use: a 400 whose one-line reason names it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _month(q: str | None, today: str) -> str:
-    if q and len(q) == 7 and q.isascii() and q[4] == "-" and q[:4].isdigit() \
-            and q[5:].isdigit() \
-            and 1 <= int(q[5:]) <= 12 and "2000" <= q[:4] <= "2100":
-        return q
-    return today[:7]
+    """``?month=``: absent or empty is the current month; anything but an ASCII ``YYYY-MM``
+    from 2000-01 to 2100-12 is a 400 (no silent fallback to another month)."""
+    if not q:
+        return today[:7]
+    try:
+        return parse_month(q)
+    except ValueError as e:
+        raise BadParam(str(e)) from None
+
+
+def _choice(q: Any, name: str, allowed: Any) -> str:
+    value = q.get(name, "")
+    if value and value not in allowed:
+        raise BadParam(f"{name} invalid: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _bad(ctx: Ctx, e: BadParam) -> Response:
+    """The 400: the reason in ``X-Giamsat-Error``; an export asked for gets it as text."""
+    if ctx.request.query_params.get("format") in ("csv", "json"):
+        resp: Response = Response(e.reason + "\n", 400, media_type="text/plain; charset=utf-8")
+    else:
+        resp = error(ctx, 400)
+    resp.headers["x-giamsat-error"] = e.reason
+    resp.headers["cache-control"] = "no-store"
+    return resp
 
 
 def _prev_months(month: str, n: int) -> list[str]:
@@ -182,15 +223,19 @@ async def compliance_page(ctx: Ctx) -> Response:
     t = _t(lang)
     now = _now_ms(request)
     today = local_day(now)
-    month = _month(q.get("month"), today)
-    state_f = q.get("state", "")
-    states = (state_f,) if state_f in STATES else STATES
-    kind_f = q.get("kind", "")
+    try:
+        month = _month(q.get("month"), today)
+        state_f = _choice(q, "state", STATES)
+        kind_f = _choice(q, "kind", tuple(KINDS))
+        _choice(q, "format", ("csv", "json", "html"))
+    except BadParam as e:
+        return _bad(ctx, e)
+    states = (state_f,) if state_f else STATES
     kinds = KINDS.get(kind_f, ())
     result = await _compute(request, month, now)
     table = violators_table(result, lang, states, kinds)
     if q.get("format") in ("csv", "json"):
-        return download(table, q["format"], f"giamsat-{month}")
+        return _period_headers(download(table, q["format"], f"giamsat-{month}"), result)
     by_id = {s.site_id: s for s in result.sites}
     groups = []
     for key, label in (("ministry", t("Ministries")), ("province", t("Provinces"))):
@@ -200,7 +245,7 @@ async def compliance_page(ctx: Ctx) -> Response:
         sites = [r for r in table.rows if by_id[r["site_id"]].agency_kind in KINDS[key]]
         groups.append({"label": label, "agencies": agencies, "sites": sites})
     state = request.app.state.giamsat
-    months = [m for m in _prev_months(month, HISTORY_MONTHS) if m <= today[:7]]
+    months = [m for m in _prev_months(month, HISTORY_MONTHS) if MONTH_MIN <= m <= today[:7]]
     history = [{"month": m, "total": sum(c.values()), **c}
                for m, c in (await monthly_counts(state.db, state.config, months, now,
                                                     known={month: result})).items()]
@@ -213,13 +258,21 @@ async def compliance_page(ctx: Ctx) -> Response:
     )
 
 
+def _period_headers(resp: Response, result: Result) -> Response:
+    """Exports say which period their states are for (``X-Giamsat-Period: start/end``)."""
+    resp.headers["x-giamsat-period"] = f"{result.start}/{result.end}"
+    return resp
+
+
 async def latest(request: Request) -> Response:
     fmt = request.path_params["fmt"]
     now = _now_ms(request)
     today = local_day(now)
-    result = await _compute(request, today[:7], now)
-    resp = download(snapshot_table(result), fmt, f"giamsat-compliance-{today[:7]}")
-    resp.headers["cache-control"] = "public, max-age=300"
+    result = await _compute(request, today[:7], now)  # the same entry /compliance reads
+    resp = _period_headers(download(snapshot_table(result), fmt,
+                                    f"giamsat-compliance-{today[:7]}"), result)
+    # no longer in shared caches than the page's own copy (the current month's TTL)
+    resp.headers["cache-control"] = f"public, max-age={int(CACHE_CURRENT_SECONDS)}"
     resp.headers["access-control-allow-origin"] = "*"
     if fmt == "csv":
         resp.headers["content-disposition"] = 'inline; filename="compliance-latest.csv"'
@@ -234,13 +287,18 @@ async def site_page(ctx: Ctx) -> Response:
     q = request.query_params
     lang = ctx.lang
     t = _t(lang)
-    raw = request.path_params["site_id"]
+    wanted = path_id(request.path_params["site_id"])
     now = _now_ms(request)
     today = local_day(now)
-    month = _month(q.get("month"), today)
+    if wanted is None:
+        raise Denied(404)
+    try:
+        month = _month(q.get("month"), today)
+        _choice(q, "format", ("json", "html"))
+    except BadParam as e:
+        return _bad(ctx, e)
     result = await _compute(request, month, now)
-    sid = path_id(raw)
-    site = next((s for s in result.sites if s.site_id == sid), None)
+    site = next((s for s in result.sites if s.site_id == wanted), None)
     # not public: an agency user reads its own sites' compliance only (unknown ids: 403)
     require(ctx, "compliance", agency="" if site is None else site.agency_code)
     if site is None:
@@ -252,7 +310,7 @@ async def site_page(ctx: Ctx) -> Response:
         "ORDER BY ts DESC LIMIT 10", {"s": site.site_id})
     for s in scans:
         s["findings"] = json.loads(s["findings"] or "[]")
-    comparisons = [c for c in result.comparisons if c.site_id == site.site_id]
+    comparisons = [c for c in result.comparisons if site.site_id in c.sites]
     if q.get("format") == "json":
         body = json.dumps({"month": month, **site.as_dict()}, ensure_ascii=False)
         body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -284,9 +342,13 @@ async def reported_api(request: Request) -> Response:
     if not user.is_admin:
         allowed = {r["id"] for r in await state.db.fetch_all(
             "SELECT id FROM sites WHERE agency_code = :a", {"a": user.agency_code})}
-    body = await request.body()
-    if len(body) > 2_000_000:
-        return JSONResponse({"error": "body too large (over 2 MB)"}, 413)
+    try:
+        body = await _read_limited(request, MAX_REPORTED_BODY)
+    except BadParam as e:
+        return JSONResponse({"error": e.reason}, 400)
+    if body is None:
+        return JSONResponse({"error": f"body too large (over {MAX_REPORTED_BODY} bytes)"}, 413,
+                            headers={"connection": "close"})
     source = f"api:{user.username}"
     try:
         text = body.decode("utf-8")
@@ -295,7 +357,7 @@ async def reported_api(request: Request) -> Response:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return JSONResponse({"error": "malformed JSON"}, 400)
         rows = doc.get("rows") if isinstance(doc, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -320,6 +382,23 @@ async def reported_api(request: Request) -> Response:
         state._compliance_cache = {}  # the next view reconciles against the new totals
     status = 200 if saved or not errors else 400
     return JSONResponse({"saved": saved, "refused": len(errors), "errors": errors[:100]}, status)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes: a declared
+    Content-Length over it is refused before reading, and a streamed body is dropped at the
+    first chunk past it (never read whole, then checked)."""
+    declared = request.headers.get("content-length", "")
+    if declared and not (declared.isascii() and declared.isdigit()):
+        raise BadParam("content-length invalid: expected a number")
+    if declared and (len(declared) > 12 or int(declared) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def routes() -> list[BaseRoute]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Things the test suite needs beyond Python packages, installed or started if missing:
 # a running PostgreSQL on 127.0.0.1:5432, Debian's chromium for the browser tests,
-# and wrk for the benchmarks. Safe to run again: each step checks first.
+# openssl for the scanner's TLS test, and wrk for the benchmarks. Safe to run again: each
+# step checks first.
 set -euo pipefail
 
 SUDO=""
@@ -14,6 +15,10 @@ apt_install() {
 
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 command -v wrk >/dev/null 2>&1 || apt_install wrk
+# the scanner's broken-TLS test makes a throw-away self-signed certificate with the openssl
+# CLI (collector/fixture_portals.py: self_signed_context); the `cryptography` package is not
+# a dependency
+command -v openssl >/dev/null 2>&1 || apt_install openssl
 # the snippet's build check (tests/test_snippet_build.py): Debian's node and npm, then the
 # terser pinned in snippet/package-lock.json (npm ci: exactly the locked versions)
 command -v node >/dev/null 2>&1 || apt_install nodejs

@@ -257,6 +257,56 @@ async def test_reconciliation_tolerance_boundary(facts: Database, browser: int,
         assert "2.001: 100 so với 94" in s.findings[0].message_vi
 
 
+@pytest.mark.parametrize(("browser", "state"), [(95, "compliant"), (94, "not_reconciled")])
+async def test_feed_of_the_one_stop_site_pairs_with_trackdvc_of_the_dvc_site(
+        facts: Database, browser: int, state: str) -> None:
+    """The feed comes from the agency's one-stop site, trackDVC from its DVC portal: paired
+    across the agency's sites per service code; tolerance max(2, 5 % of 100) = 5."""
+    await register(facts, 1, kind="dvc", agency="H26")
+    await register(facts, 2, kind="onestop", agency="H26")
+    await register(facts, 3, kind="dvc", agency="H01")      # same procedure, other agency
+    for sid in (1, 2, 3):
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 2, "2026-03-02", "2.001", online=60)
+    await add_feed(facts, 2, "2026-03-20", "2.001", online=40)
+    await add_dvc(facts, 1, "2026-03-02", "2.001", views=500, submissions=browser)
+    await add_dvc(facts, 3, "2026-03-02", "2.001", views=50, submissions=7)
+    result = await compute(facts, CFG, *MARCH, LATER)
+    st = {s.site_id: s for s in result.sites}
+    [c] = result.comparisons   # H01 has no feed: nothing to pair its trackDVC with
+    assert (c.agency_code, c.against, c.a, c.b, c.difference, c.tolerance, c.ok) == (
+        "H26", "feed-browser", 100, browser, 100 - browser, 5.0, state == "compliant")
+    assert (c.feed_sites, c.browser_sites, c.sites) == ((2,), (1,), (1, 2))
+    assert st[1].state == st[2].state == state
+    assert st[3].state == "compliant"
+    if state == "not_reconciled":
+        assert codes(st[1]) == codes(st[2]) == ["not_reconciled"]
+        assert "2.001: 100 so với 94" in st[2].findings[0].message_vi
+
+
+async def test_agency_pairing_sums_sites_and_blames_the_silent_part(facts: Database) -> None:
+    """Two DVC portals of one agency are summed; a service the DVC pages report but the
+    one-stop feed lacks makes the one-stop site not reconciled too; reported totals of a
+    site are held against the agency's feed."""
+    await register(facts, 1, kind="dvc")
+    await register(facts, 2, kind="dvc")
+    await register(facts, 3, kind="onestop")
+    for sid in (1, 2, 3):
+        await add_days(facts, sid, days("2026-02-01", "2026-03-31"))
+    await add_feed(facts, 3, "2026-03-05", "A", online=50)
+    await add_dvc(facts, 1, "2026-03-05", "A", views=90, submissions=30)
+    await add_dvc(facts, 2, "2026-03-06", "A", views=70, submissions=18)   # 48 vs 50: agrees
+    await add_dvc(facts, 2, "2026-03-06", "B", views=9, submissions=3)     # no feed for B: 0
+    await import_reported(facts, "site,service,period,count\n3,A,2026-03,52\n", "csv:t")
+    result = await compute(facts, CFG, *MARCH, LATER)
+    got = {(c.service, c.against): (c.a, c.b, c.ok, c.sites) for c in result.comparisons}
+    assert got == {("A", "feed-browser"): (50, 48, True, (1, 2, 3)),
+                   ("A", "reported-feed"): (52, 50, True, (3,)),
+                   ("B", "feed-browser"): (0, 3, False, (2, 3))}
+    st = {s.site_id: s.state for s in result.sites}
+    assert st == {1: "compliant", 2: "not_reconciled", 3: "not_reconciled"}
+
+
 async def test_small_counts_use_the_absolute_tolerance(facts: Database) -> None:
     await register(facts, 1, kind="dvc")
     await add_days(facts, 1, days("2026-02-01", "2026-03-31"))
@@ -345,3 +395,72 @@ async def test_monthly_history_is_stored_and_refreshed(facts: Database) -> None:
     assert later["2026-02"]["compliant"] == 2
     rows = await facts.fetch_all("SELECT month, compliant FROM compliance_months ORDER BY month")
     assert rows == [{"month": "2026-02", "compliant": 2}, {"month": "2026-03", "compliant": 2}]
+
+
+async def test_long_periods_from_month_summaries_match_the_daily_rollup(
+        facts: Database) -> None:
+    """Closed months inside a long period come from compliance_site_months: the states,
+    gaps and counts must be those computed from the daily rows, for aligned and unaligned
+    periods, on the first computation (summaries written) and the next (read back)."""
+    import random
+
+    from collector.compliance import period_facts
+
+    rng = random.Random(6)
+    all_days = days("2025-10-15", "2026-05-20")
+    for sid in range(1, 41):
+        await register(facts, sid, kind=("portal", "dvc", "onestop")[sid % 3])
+        pattern = sid % 5
+        if pattern == 0:
+            chosen = all_days                                     # every day
+        elif pattern == 1:
+            chosen = [d for d in all_days if rng.random() > 0.2]  # scattered holes
+        elif pattern == 2:                                        # one long outage
+            a = rng.randrange(len(all_days) - 40)
+            chosen = all_days[:a] + all_days[a + rng.randrange(3, 40):]
+        elif pattern == 3:                                        # stops, or starts late
+            cut = rng.randrange(len(all_days))
+            chosen = all_days[:cut] if sid % 2 else all_days[cut:]
+        else:                                                     # a few days only
+            chosen = sorted(rng.sample(all_days, rng.randrange(0, 6)))
+        await add_days(facts, sid, chosen)
+    as_of = local_ms("2026-05-10", 9)
+    periods = [("2025-11-01", "2026-04-30"), ("2025-10-20", "2026-05-31"),
+               ("2025-12-01", "2026-01-31"), ("2025-11-17", "2026-03-03")]
+    for start, end in periods:
+        expected = await compute(facts, CFG, start, end, as_of, summaries=False)
+        for _ in range(2):  # written, then read back
+            got = await compute(facts, CFG, start, end, as_of)
+            assert [s.as_dict() for s in got.sites] == [s.as_dict() for s in expected.sites], \
+                (start, end)
+            assert [[f.evidence for f in s.findings] for s in got.sites] == \
+                [[f.evidence for f in s.findings] for s in expected.sites]
+    assert {r["month"] for r in await facts.fetch_all(
+        "SELECT month FROM compliance_summary_months")} == {
+        "2025-11", "2025-12", "2026-01", "2026-02", "2026-03", "2026-04"}
+    assert sum(s.state == "interrupted" for s in expected.sites) > 5  # the data has gaps
+    # a late hit in a closed month shows once its summary is a day old
+    direct = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10",
+                                summaries=False)
+    silent = next(sid for sid in range(1, 41) if sid not in direct)
+    await add_days(facts, silent, ["2026-02-10"])
+    stored = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10")
+    assert silent not in stored
+    await facts.execute("UPDATE compliance_summary_months SET computed_ts = 0")
+    fresh = await period_facts(facts, "2025-11-01", "2026-04-30", "2026-04-30", "2026-05-10")
+    assert (fresh[silent].days, fresh[silent].first) == (1, "2026-02-10")
+
+
+async def test_a_closed_month_computed_whole_stores_its_summary(facts: Database) -> None:
+    await register(facts, 1)
+    await add_days(facts, 1, days("2026-02-01", "2026-03-31", skip=("2026-03-10",)))
+    await states(facts)  # March, closed as of LATER
+    rows = await facts.fetch_all("SELECT month, site_id, days, gap, gap_from, gap_to "
+                                 "FROM compliance_site_months")
+    assert rows == [{"month": "2026-03", "site_id": 1, "days": 30, "gap": 1,
+                     "gap_from": "2026-03-10", "gap_to": "2026-03-10"}]
+    # not for a month still running, nor for a period that is not one whole month
+    await facts.execute("DELETE FROM compliance_summary_months")
+    await states(facts, as_of=local_ms("2026-03-20", 9), period=month_period("2026-03"))
+    await states(facts, period=("2026-03-02", "2026-03-31"))
+    assert await facts.fetch_all("SELECT month FROM compliance_summary_months") == []

@@ -51,6 +51,6 @@ async def test_hits_feed_and_copied_code_become_states(client: httpx.AsyncClient
     assert sites[47].last_hit_day == today
     assert sites[48].state == "compliant", [f.code for f in sites[48].findings]
     [c] = result.comparisons
-    assert (c.site_id, c.service, c.against, c.a, c.b, c.ok) == (
-        48, "1.001", "feed-browser", 3, 3, True)
+    assert (c.agency_code, c.sites, c.service, c.against, c.a, c.b, c.ok) == (
+        "H26", (48,), "1.001", "feed-browser", 3, 3, True)
     assert sites[48].counts["dvc_steps"] == 3 and sites[48].counts["feed_events"] == 3

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector import metrics
 from collector.dossiers import issue_token
@@ -106,6 +108,23 @@ async def test_dossier_hash_matches_trackdvc_reference(client, db, token) -> Non
      "User.LOCATION invalid: expected a unit code such as H26"),
     ({"SiteId": "abc"}, 400, "SiteId invalid: expected a number"),
     ({"SiteId": 999}, 404, "SiteId unknown"),
+    # text no storage can hold: NUL (PostgreSQL refuses it), lone surrogates ("\ud800")
+    ({"MaHoSo": "A\x00B"}, 400,
+     "MaHoSo invalid: contains a NUL character or an unpaired surrogate"),
+    ({"CodeProfile": "\ud800"}, 400,
+     "CodeProfile invalid: contains a NUL character or an unpaired surrogate"),
+    ({"NameTTHC": "Cấp phép \udfff"}, 400,
+     "NameTTHC invalid: contains a NUL character or an unpaired surrogate"),
+    ({"User": json.dumps({"ID_QG": "0\x00", "LOCATION": "H26"})}, 400,
+     "User.ID_QG invalid: contains a NUL character or an unpaired surrogate"),
+    ({"User": {"TYPE": "\udbff", "LOCATION": "H26"}}, 400,
+     "User.TYPE invalid: contains a NUL character or an unpaired surrogate"),
+    ({"CodeTTHC": "1.2\x00"}, 400,
+     "CodeTTHC invalid: contains a NUL character or an unpaired surrogate"),
+    # int() reads non-ASCII digits: they are not numbers here
+    ({"Status": "\u0661"}, 400, "Status invalid: expected a number"),      # Arabic-Indic 1
+    ({"Level": "\uff14"}, 400, "Level invalid: expected a number"),        # fullwidth 4
+    ({"SiteId": "\u0664\u0668"}, 400, "SiteId invalid: expected a number"),
 ])
 async def test_invalid_field_is_named_and_counted(client, db, token, over, status,
                                                   reason) -> None:
@@ -128,6 +147,78 @@ async def test_missing_field_and_bad_bodies(client, db, token) -> None:
         "dossier: expected one JSON object")
     big = event(NameTTHC="x" * 70_000)
     assert (await post(client, big, token)).status_code == 413
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "reason"), [
+    (b'{"MaHoSo": "\xff\xfe"}', {}, 400, "malformed JSON"),           # not UTF-8
+    (b"[" * 60_000, {}, 400, "malformed JSON: nested too deeply"),
+    (json.dumps(event()).encode(), {"content-length": b"\xb2"}, 413,
+     "body too large (over 65536 bytes)"),                             # '²'.isdigit()
+])
+async def test_undecodable_bodies_are_400_and_counted(client, db, token, body, headers, status,
+                                                      reason) -> None:
+    r = await client.post("/TrackingMCDT", content=body, headers={
+        "content-type": "application/json", "authorization": f"Bearer {token}", **headers})
+    assert (r.status_code, r.headers["x-giamsat-error"]) == (status, f"dossier: {reason}")
+    assert await dropped_reasons(client, db) == {f"dossier: {reason}": 1}
+
+
+async def test_nested_user_is_refused_by_name(client, db, token) -> None:
+    r = await post(client, event(User="[" * 30_000), token)
+    assert r.headers["x-giamsat-error"] == "dossier: User invalid: expected a JSON object"
+
+
+_odd_text = st.one_of(
+    st.text(max_size=20),
+    # control characters (NUL among them) and lone surrogates mixed with ordinary text
+    st.text(st.characters(categories=["Cc", "Cs", "Nd", "L"]), max_size=8),
+    st.sampled_from(["", " ", "\x00", "\ud800", "a\udc00b", "\u0661", "\uff11\uff12",
+                     "1", "4", "-1", "1e3", "H26", "1.004227", "\u00b2", "9" * 30]),
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | _odd_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_odd_text, inner, max_size=3),
+    max_leaves=8)
+_field = st.sampled_from(sorted(event()))
+_stored_text = st.sampled_from(["MaHoSo", "CodeProfile", "NameTTHC", "CodeTTHC", "SiteId",
+                                "Status", "Level"])
+_user_field = st.sampled_from(["ID_local", "ID_QG", "TYPE", "LOCATION"])
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> bytes:
+    """Bytes; any JSON; a valid event with fields replaced, removed or added; one with odd
+    User fields; one with a single field holding odd text (the rest valid, so it gets as far
+    as hashing and storage)."""
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        return draw(st.binary(max_size=200))
+    if kind == 1:
+        return json.dumps(draw(_json)).encode()
+    doc = event()
+    if kind == 2:
+        for name in draw(st.lists(_field, max_size=4)):
+            if draw(st.booleans()):
+                doc[name] = draw(_json)
+            else:
+                doc.pop(name, None)
+        doc.update(draw(st.dictionaries(_odd_text, _json, max_size=2)))
+    elif kind == 3:  # User as an object or a JSON string of odd fields
+        user = draw(st.dictionaries(_user_field, _json, max_size=4))
+        doc["User"] = draw(st.sampled_from([user, json.dumps(user)]))
+    else:
+        doc[draw(_stored_text)] = draw(_odd_text)
+    return json.dumps(doc).encode()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=_documents())
+async def test_random_bodies_never_5xx(client, token, body: bytes) -> None:
+    r = await post(client, body, token)
+    assert r.status_code < 500, (r.status_code, r.text, body[:300])
+    if r.status_code >= 400:
+        assert r.headers["x-giamsat-error"].startswith("dossier: ")
 
 
 async def test_authentication(client, db, token) -> None:

@@ -312,3 +312,45 @@ async def test_big_page_and_size_cap(db: Database) -> None:
         huge, *_ = await scan_and_state(db, 106, server.url("/huge"), True)
     # only the first 2 MB are read: a snippet after them is not seen
     assert (huge["home_status"], huge["snippet"]) == ("ok", "absent")
+
+
+@pytest.mark.parametrize(("config", "ours", "codes", "state"), [
+    # nothing configured: unknown (NULL) and a warning, never a wrong "not ours"
+    (Config(), None, ["tracker_host_unknown", "https_not_enforced"], "compliant"),
+    # the collector under a second name: GIAMSAT_PUBLIC_HOSTS
+    (Config(public_hosts="old-emc.gov.vn, www.emc.gov.vn"), 1, ["https_not_enforced"],
+     "compliant"),
+    (Config(public_url="https://new-emc.gov.vn", public_hosts="old-emc.gov.vn"), 0,
+     ["tracker_not_ours", "https_not_enforced"], "incomplete"),
+])
+async def test_tracker_host_check_without_public_url(db: Database, config: Config, ours: int,
+                                                     codes: list[str], state: str) -> None:
+    await ensure_rollups(db)
+    await register(db, 107)
+    routes = {"/": Route(page(snippet(107, EMC) + badge(107)))}
+    with PortalServer(routes) as server:
+        await run_scans(db, config, [(107, server.url("/"))], ScanOptions(sample=0, timeout=2,
+                                                                          retries=0))
+    scan = await db.fetch_one("SELECT * FROM scans WHERE site_id = 107")
+    assert (scan["tracker_url"], scan["tracker_ours"]) == (EMC + "/tracking", ours)
+    assert json.loads(scan["findings"]) == codes
+    today = local_day(scan["ts"])
+    await add_days(db, 107, days((dt.date.fromisoformat(today) - dt.timedelta(days=40))
+                                 .isoformat(), today))
+    result = await compute(db, config, today[:8] + "01", today, scan["ts"])
+    [site] = [s for s in result.sites if s.site_id == 107]
+    assert site.state == state
+    if ours is None:
+        [f] = [f for f in site.findings if f.code == "tracker_host_unknown"]
+        assert f.severity == "warning" and "chưa kiểm tra được máy chủ" in f.message_vi
+
+
+def test_tracker_host_forms() -> None:
+    html = "<script>_govaq.push(['setSiteId', '7']);_govaq.push(['setTrackerUrl', '{}'])</script>"
+    for url, ours in (("https://EMC.gov.vn:8443/tracking", True),
+                      ("https://emc.gov.vn@evil.example/tracking", False),
+                      ("https://[::1/tracking", False),
+                      ("//emc.gov.vn/tracking", True)):  # protocol-relative, on an https page
+        f = analyse_page(html.format(url), 7, {"emc.gov.vn"}, "https://portal.gov.vn/")
+        assert f.tracker_ours is ours, url
+    assert analyse_page(html.format("https://x/t"), 7, None).tracker_ours is None
