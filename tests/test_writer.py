@@ -73,6 +73,42 @@ async def test_group_commit_batches_concurrent_submits(db: Database) -> None:
         await writer.close()
 
 
+async def test_write_lock_held_elsewhere_waits_off_the_loop(db: Database) -> None:
+    """SQLite writes batches on the loop's thread without waiting for the lock; while
+    another connection holds it (a rollup batch), the batch waits on the writer's thread:
+    committed once the lock is free, and the loop keeps running meanwhile."""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's write lock")
+    import sqlite3
+
+    other = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    writer = Writer(db)
+    writer.start()
+    try:
+        await writer.submit([row(0)])  # the writer connection is open
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        tick = asyncio.create_task(ticker())
+        pending = asyncio.create_task(writer.submit([row(1)]))
+        await asyncio.sleep(0.4)
+        assert not pending.done()  # waiting for the lock, not refused
+        assert ticks >= 10  # ... and not on the event loop
+        await asyncio.to_thread(other.execute, "COMMIT")
+        await asyncio.wait_for(pending, 10)
+        tick.cancel()
+        assert writer.failures == 0 and await count(db) == 2
+    finally:
+        other.close()
+        await writer.close()
+
+
 async def test_batch_max_splits_large_queues(db: Database) -> None:
     writer = Writer(db, batch_max=50)
     writer.start()
