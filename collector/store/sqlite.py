@@ -9,7 +9,8 @@ Group commit batches are written *on the event loop's thread*, by a dedicated wr
 connection that never waits for the lock (``busy_timeout = 0``). A hand-off to a thread
 and back cost more than the write: two wake-ups and two GIL hand-offs per batch, and
 the GIL is slow to change hands while the loop is busy parsing hits (measured on
-loopback, 8 connections: +30-40 % hits/s inline, the same at 32). The loop stands still
+loopback, an A/B in the same minutes: +26-28 % hits/s inline at 8 connections, +16-45 %
+at 32; README, Benchmark). The loop stands still
 for the write and its fsync (~0.1 ms of CPU and ~0.3 ms of disk for a batch here); that
 is also when no hit could be answered anyway. When another connection holds the write
 lock (a rollup or retention batch), the write is handed to the writer's thread, which
@@ -51,7 +52,9 @@ def _waiting(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connect
 
 
 def _locked(e: sqlite3.OperationalError) -> bool:
-    return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY \
+    """SQLITE_BUSY, or one of its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT …)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY) \
         or "database is locked" in str(e)
 
 
