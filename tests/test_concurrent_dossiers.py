@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import pg_admin, pg_url
-from test_rollup_concurrent import _collector
+from test_rollup_concurrent import _collector, _table, reference_db
 from test_workers import free_port, wait_healthy
 
 from collector.dossiers import _INSERT, issue_token
 from collector.rollup import rollup
-from collector.store import HIT_COLUMNS, Database, open_database
+from collector.store import HIT_COLUMNS, Database
 from collector.store.postgres import _Queries
 from collector.tracking import local_day
 
@@ -55,10 +53,6 @@ def dossier_event(i: int, rng: random.Random) -> dict:
         "FormsPayments": rng.choice([0, 1, 2]), "Level": rng.choice([1, 3, 4]),
         "IsFromDVCQG": 0, "IsDVCBC": 0, "User": {"TYPE": "CongDan", "LOCATION": "H26"},
     }
-
-
-async def _rows(db: Database, table: str, key: str) -> list[dict]:
-    return await db.fetch_all(f"SELECT * FROM {table} ORDER BY {key}")
 
 
 async def test_two_collectors_two_runners_with_dossiers_equal_one_runner(
@@ -146,20 +140,13 @@ async def test_two_collectors_two_runners_with_dossiers_equal_one_runner(
         top = await db.fetch_one(f"SELECT max(id) AS m FROM {name}")
         assert wm["last_id"] == await db.horizon(name) >= top["m"], name
 
-    name = f"giamsat_ref_{os.getpid()}_{free_port()}"
-    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    ref = await open_database(pg_url(name))
-    try:
-        await ref.migrate()
+    async with reference_db(pg_template) as ref:
         await ref.write_batch([tuple(h[c] for c in HIT_COLUMNS) for h in hits], [])
         await ref.execute_many(_INSERT, events)
         await rollup(ref)
         for table, key in TABLES.items():
-            assert await _rows(db, table, key) == await _rows(ref, table, key), table
-        dossiers = await _rows(ref, "rollup_dossiers", "site_id, day, service")
+            assert await _table(db, table, key) == await _table(ref, table, key), table
+        dossiers = await _table(ref, "rollup_dossiers", "site_id, day, service")
         assert sum(r["events"] for r in dossiers) == EVENTS + SLOW
         assert sum(r["received"] for r in dossiers) == EVENTS // 3 + SLOW
         assert await ref.fetch_all("SELECT DISTINCT dimension FROM rollup_dimensions_month")
-    finally:
-        await ref.close()
-        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

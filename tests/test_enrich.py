@@ -8,8 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import FORM, GOOD, all_text, form
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
+from geodata import write_city_mmdb
 
 from collector.config import Config
 from collector.enrich import GeoIP, Salts, client_ip, parse_agent, visitor_id
@@ -18,28 +17,9 @@ from collector.store import Database
 CLIENT_IP = "203.0.113.7"  # the conftest client's address
 
 
-def _vn(sub: dict) -> dict:
-    return {"country": {"iso_code": "VN", "names": {"en": "Vietnam"}}, "subdivisions": [sub]}
-
-
 @pytest.fixture
 def mmdb(tmp_path: Path) -> str:
-    """A City-like database, written the way MaxMind/DB-IP shape their records."""
-    w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City",
-                   languages=["en"], description="giamsat test")
-    w.insert_network(IPSet(["203.0.113.0/28"]), _vn({"iso_code": "HN", "names": {"en": "Hanoi"}}))
-    w.insert_network(IPSet(["198.51.100.0/28"]),  # old Bắc Giang → today's Bắc Ninh
-                     _vn({"iso_code": "54", "names": {"en": "Bac Giang"}}))
-    w.insert_network(IPSet(["192.0.2.0/28"]),
-                     _vn({"iso_code": "SG", "names": {"en": "Ho Chi Minh City"}}))
-    w.insert_network(IPSet(["100.64.0.0/28"]), _vn({"names": {"en": "Thua Thien Hue"}}))
-    w.insert_network(IPSet(["100.64.1.0/28"]), {"country": {"iso_code": "VN"}})
-    w.insert_network(IPSet(["8.8.8.0/24"]),
-                     {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]})
-    w.insert_network(IPSet(["2001:db8::/32"]), _vn({"iso_code": "HN"}))
-    path = tmp_path / "city.mmdb"
-    w.to_db_file(str(path))
-    return str(path)
+    return write_city_mmdb(tmp_path / "city.mmdb")
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from geodata import write_city_mmdb
 from hitrows import hit
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 from reportdata import hit as send
 from reporthelp import kpi, login, make_users, table_rows
 
@@ -26,21 +25,9 @@ from collector.store import Database
 CURRENT = {"period": "custom", "from": "2026-03-08", "to": "2026-03-14"}
 
 
-def _vn(sub: dict) -> dict:
-    return {"country": {"iso_code": "VN", "names": {"en": "Vietnam"}}, "subdivisions": [sub]}
-
-
 @pytest.fixture
 def mmdb(tmp_path: Path) -> str:
-    w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City",
-                   languages=["en"], description="giamsat report test")
-    w.insert_network(IPSet(["203.0.113.0/28"]), _vn({"iso_code": "HN", "names": {"en": "Hanoi"}}))
-    w.insert_network(IPSet(["198.51.100.0/28"]),  # old Bắc Giang → today's Bắc Ninh (H05)
-                     _vn({"iso_code": "54", "names": {"en": "Bac Giang"}}))
-    w.insert_network(IPSet(["8.8.8.0/24"]), {"country": {"iso_code": "US"}})
-    path = tmp_path / "city.mmdb"
-    w.to_db_file(str(path))
-    return str(path)
+    return write_city_mmdb(tmp_path / "city.mmdb")
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import hitrows as rows
@@ -47,6 +49,20 @@ def _collector(database_url: str, port: int, tmp: Path, n: int) -> subprocess.Po
 
 async def _table(db: Database, table: str, key: str) -> list[dict]:
     return await db.fetch_all(f"SELECT * FROM {table} ORDER BY {key}")
+
+
+@asynccontextmanager
+async def reference_db(pg_template: str) -> AsyncIterator[Database]:
+    """A fresh, migrated PostgreSQL database for the one-runner reference, dropped after."""
+    name = f"giamsat_ref_{os.getpid()}_{free_port()}"
+    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    ref = await open_database(pg_url(name))
+    try:
+        await ref.migrate()
+        yield ref
+    finally:
+        await ref.close()
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_two_collectors_two_runners_equal_one_runner(
@@ -109,11 +125,7 @@ async def test_two_collectors_two_runners_equal_one_runner(
     wm = await db.fetch_one("SELECT last_id FROM rollup_watermarks WHERE name = 'hits'")
     assert wm["last_id"] == (await db.fetch_one("SELECT max(id) AS m FROM hits"))["m"]
 
-    name = f"giamsat_ref_{os.getpid()}_{free_port()}"
-    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    ref = await open_database(pg_url(name))
-    try:
-        await ref.migrate()
+    async with reference_db(pg_template) as ref:
         await ref.write_batch([tuple(h[c] for c in HIT_COLUMNS) for h in hits], [])
         await rollup(ref)
         for table, key in TABLES.items():
@@ -121,6 +133,3 @@ async def test_two_collectors_two_runners_equal_one_runner(
         site_day = await _table(ref, "rollup_site_day", "site_id, day")
         assert sum(r["hits"] for r in site_day) == 600 + SLOW
         assert sum(r["visits"] for r in site_day) > 0
-    finally:
-        await ref.close()
-        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
