@@ -11,6 +11,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from collector.tracking import ascii_int
+
 SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="150" height="20" role="img" \
 aria-label="Đã kết nối EMC {site_id}"><title>Đã kết nối EMC · giamsat site {site_id}</title>\
 <rect width="150" height="20" rx="3" fill="#1b5e20"/><rect width="40" height="20" rx="3" \
@@ -21,12 +23,11 @@ fill="#c62828"/><g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font
 async def badge(request: Request) -> Response:
     raw = request.path_params["site_id"]
     state = request.app.state.giamsat
-    # ASCII digits only: str.isdigit() is true for '²' (int() fails) and '٤٧' (int() reads 47)
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 \
-            or int(raw) not in state.sites.hosts:
+    site_id = ascii_int(raw) if len(raw) <= 10 else None
+    if site_id is None or site_id not in state.sites.hosts:
         return Response("unknown site\n", 404, media_type="text/plain",
                         headers={"x-giamsat-error": "unknown site"})
-    body = SVG.format(site_id=int(raw)).encode("utf-8")
+    body = SVG.format(site_id=site_id).encode("utf-8")
     return Response(body, 200, media_type="image/svg+xml",
                     headers={"cache-control": "public, max-age=3600",
                              "access-control-allow-origin": "*"})

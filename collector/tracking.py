@@ -215,13 +215,22 @@ def _referrer(raw: str) -> tuple[str, str]:
     return (ref, host) if scheme in ("http", "https", "android-app") and host else ("", "")
 
 
+def ascii_int(raw: str) -> int | None:
+    """``raw`` as a non-negative integer if it is 1–18 ASCII digits, else ``None``:
+    ``str.isdigit`` is true for '²' (``int()`` fails) and '٤٧' (``int()`` reads 47)."""
+    if not raw or len(raw) > 18 or not (raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw)
+
+
 def _site_id(params: Mapping[str, str]) -> int:
     raw = params.get("idsite", "").strip()
     if not raw:
         raise InvalidHit("idsite missing")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+    site_id = ascii_int(raw) if len(raw) <= 9 else None
+    if site_id is None:
         raise InvalidHit("idsite invalid: expected a number")
-    return int(raw)
+    return site_id
 
 
 _CAMPAIGN = re.compile(r"(?:^|&)([um])tm_(source|medium|campaign)=([^&]*)")
@@ -262,7 +271,7 @@ def parse_hit(
     """One Matomo-style hit → :class:`Hit`, or :class:`InvalidHit` with the reason."""
     if params.get("rec") != "1":
         raw = params.get("idsite", "")
-        known = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+        known = (ascii_int(raw) or 0) if len(raw) <= 9 else 0
         raise InvalidHit("rec missing: expected rec=1", site_id=known if known in sites else 0)
     site_id = _site_id(params)
     hosts = sites.get(site_id)

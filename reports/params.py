@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from collector.tracking import ascii_int
+
+__all__ = ["BadParameter", "ascii_int", "path_id", "query_int", "text"]
+
 MAX_ID_DIGITS = 11
 
 
 class BadParameter(ValueError):
     """A parameter that cannot be read; the message names it and says why (no echo of
     the value, which is the sender's)."""
-
-
-def ascii_int(raw: str) -> int | None:
-    """``raw`` as a non-negative integer if it is 1–18 ASCII digits, else ``None``."""
-    if not raw or len(raw) > 18 or not (raw.isascii() and raw.isdigit()):
-        return None
-    return int(raw)
 
 
 def path_id(raw: str) -> int | None:
