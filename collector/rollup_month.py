@@ -101,6 +101,8 @@ async def refresh_site_months(db: Database, since: str | None = None) -> list[st
             "SELECT name, last_id FROM rollup_watermarks")}
         recorded = {r["name"]: int(r["last_id"]) for r in await q.fetch_all(
             "SELECT name, last_id FROM rollup_month_state")}
+        if since is None and recorded == {n: current.get(n, 0) for n in SOURCES}:
+            return []  # nothing rolled up since the last refresh (the minutely job, idle)
         if set(recorded) >= set(SOURCES):
             months = await _touched(q, recorded, current)
             if since is not None:
