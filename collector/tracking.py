@@ -157,11 +157,13 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
             raise InvalidHit(f"too many parameters (more than {MAX_FIELDS})")
         escaped = "%" in text or "+" in text
         words = text.replace("&", "=").split("=")
-        if len(words) == 2 * fields:  # exactly one "=" per field, none empty
+        pairs = list(zip(words[::2], words[1::2], strict=True)) \
+            if len(words) == 2 * fields else []
+        # as many "=" as fields, and one in every field ('==&' also has two for two)
+        if pairs and "&".join(map("=".join, pairs)) == text:
             keys = "&".join(words[::2])
             if not escaped or ("%" not in keys and "+" not in keys):
-                pairs = iter(words)
-                params = dict(zip(pairs, pairs, strict=False))
+                params = dict(pairs)
                 if escaped:
                     for key, value in params.items():
                         if "%" in value or "+" in value:
