@@ -38,15 +38,16 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from collector.rollup_month import (
+    DAY_GROUPS,
+    DOSSIER_COLUMNS,
+    DVC_COLUMNS,
+    MONTH_COLUMNS,
+)
 from collector.store import Database
 
 DayLike = dt.date | str
 
-SITE_COLUMNS = ("visits", "visitors", "pageviews", "bounces", "duration_ms", "hits",
-                "events", "outlinks", "downloads")
-DVC_COLUMNS = ("views", "submissions", "other_steps", "ratings", "rating_sum", "ratings_good")
-DOSSIER_COLUMNS = ("events", "received", "received_online", "received_in_person",
-                   "full_online", "paid_online", "paid_in_person", "results")
 DIMENSIONS = ("page", "entry", "exit", "source", "referrer", "campaign", "browser", "os",
               "device", "province", "hour")
 DIMENSION_ORDER = ("visits", "pageviews", "bounces", "duration_ms")
@@ -163,12 +164,6 @@ def derive(t: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-DAY_GROUPS = (  # daily table, its columns, their names in totals / rollup_site_month
-    ("rollup_site_day", SITE_COLUMNS, {}),
-    ("rollup_dvc", DVC_COLUMNS, {}),
-    ("rollup_dossiers", DOSSIER_COLUMNS, {"events": "dossier_events"}),
-)
-MONTH_COLUMNS = (*SITE_COLUMNS, *DVC_COLUMNS, "dossier_events", *DOSSIER_COLUMNS[1:])
 
 
 async def months_fresh(db: Database) -> bool:
@@ -269,7 +264,7 @@ async def totals(db: Database, scope: Scope, start: DayLike, end: DayLike,
                  with_dropped: bool = True) -> dict[str, Any]:
     """Summed counters and derived rates over the range: traffic, DVC, dossiers, KPIs.
 
-    Keys: every column of ``SITE_COLUMNS``; DVC ``views submissions other_steps ratings
+    Keys: every column of ``rollup_month.SITE_COLUMNS``; DVC ``views submissions other_steps ratings
     rating_sum ratings_good``; dossiers ``dossier_events received received_online
     received_in_person full_online paid_online paid_in_person results``; rates
     ``bounce_rate avg_duration_s pageviews_per_visit dvc_conversion satisfaction

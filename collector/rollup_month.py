@@ -22,11 +22,21 @@ read (the daily tables answer), never wrong.
 
 from __future__ import annotations
 
-from collector.metrics import DOSSIER_COLUMNS as DOSSIER
-from collector.metrics import DVC_COLUMNS as DVC
-from collector.metrics import MONTH_COLUMNS
-from collector.metrics import SITE_COLUMNS as SITE
 from collector.store import Database, Queries
+
+# The daily rollup tables' counters (written by collector.rollup) and their monthly sums;
+# collector.metrics reads both with these names.
+SITE_COLUMNS = ("visits", "visitors", "pageviews", "bounces", "duration_ms", "hits",
+                "events", "outlinks", "downloads")
+DVC_COLUMNS = ("views", "submissions", "other_steps", "ratings", "rating_sum", "ratings_good")
+DOSSIER_COLUMNS = ("events", "received", "received_online", "received_in_person",
+                   "full_online", "paid_online", "paid_in_person", "results")
+DAY_GROUPS = (  # daily table, its columns, their names in totals / rollup_site_month
+    ("rollup_site_day", SITE_COLUMNS, {}),
+    ("rollup_dvc", DVC_COLUMNS, {}),
+    ("rollup_dossiers", DOSSIER_COLUMNS, {"events": "dossier_events"}),
+)
+MONTH_COLUMNS = (*SITE_COLUMNS, *DVC_COLUMNS, "dossier_events", *DOSSIER_COLUMNS[1:])
 
 SOURCES = {"hits": "hits", "dossiers": "dossiers"}  # watermark name -> raw table
 TABLES = ("rollup_site_month", "rollup_nation_month", "rollup_dossiers_month",
@@ -44,12 +54,8 @@ def _select(table: str, own: dict[str, str], where: str) -> str:
 def _union(where: str) -> str:
     """Every daily counter of the three daily tables as rows of ``site_id, day, month,
     c0…cN``."""
-    return " UNION ALL ".join((
-        _select("rollup_site_day", {c: c for c in SITE}, where),
-        _select("rollup_dvc", {c: c for c in DVC}, where),
-        _select("rollup_dossiers", {("dossier_events" if c == "events" else c): c
-                                    for c in DOSSIER}, where),
-    ))
+    return " UNION ALL ".join(_select(table, {names.get(c, c): c for c in columns}, where)
+                              for table, columns, names in DAY_GROUPS)
 
 
 def _site_month_sql(where: str) -> str:
@@ -72,8 +78,8 @@ def _nation_month_sql(where: str) -> str:
 
 
 def _dossier_month_sql(where: str) -> str:
-    names = ", ".join(DOSSIER)
-    sums = ", ".join(f"SUM({c})" for c in DOSSIER)
+    names = ", ".join(DOSSIER_COLUMNS)
+    sums = ", ".join(f"SUM({c})" for c in DOSSIER_COLUMNS)
     return (f"INSERT INTO rollup_dossiers_month (site_id, month, service, {names}) "
             f"SELECT site_id, substr(day, 1, 7), service, {sums} FROM rollup_dossiers "
             f"WHERE {where} GROUP BY site_id, substr(day, 1, 7), service")
