@@ -138,6 +138,9 @@ def _unquote(s: str, errors: str = "strict") -> str:
     return raw.decode("utf-8", errors)
 
 
+_NOT_SEP = bytes(b for b in range(256) if b not in b"=&")
+
+
 def parse_query(raw: bytes | str) -> dict[str, str]:
     """Decode a query string or form body strictly; the last value of a repeated key wins.
 
@@ -156,14 +159,16 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
         if fields > MAX_FIELDS:
             raise InvalidHit(f"too many parameters (more than {MAX_FIELDS})")
         escaped = "%" in text or "+" in text
-        words = text.replace("&", "=").split("=")
-        pairs = list(zip(words[::2], words[1::2], strict=True)) \
-            if len(words) == 2 * fields else []
-        # as many "=" as fields, and one in every field ('==&' also has two for two)
-        if pairs and "&".join(map("=".join, pairs)) == text:
-            keys = "&".join(words[::2])
-            if not escaped or ("%" not in keys and "+" not in keys):
-                params = dict(pairs)
+        # one "=" in every field: the separators, in order, alternate "=&=&…=" ('==&' has
+        # as many "=" as fields, but not one in each); bytes.translate keeps them in C
+        separators = (raw if isinstance(raw, bytes) else text.encode()).translate(None, _NOT_SEP)
+        if len(separators) == 2 * fields - 1 and separators == b"=&" * (fields - 1) + b"=":
+            words = text.replace("&", "=").split("=")
+            keys = words[::2]
+            params = dict(zip(keys, words[1::2], strict=True))
+            # a repeated key: every value it had must decode too (the general loop below)
+            if len(params) == fields and (not escaped or (
+                    "%" not in (joined := "&".join(keys)) and "+" not in joined)):
                 if escaped:
                     for key, value in params.items():
                         if "%" in value or "+" in value:
