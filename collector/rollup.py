@@ -70,65 +70,69 @@ computed at ingest. Where the two engines differ in what is cheap, the statement
 (``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
 
 Speed — bench/rollup.py, 300k events over 200 sites × 10 days (150 events per site-day:
-~87k visits, ~180k daily dimension rows — the worst case for rows per event); 2 cores
-shared with other sessions, load 1-12 during these runs, so CPU time and interleaved
-same-run pairs, not wall time, decide. 2026-12-01, quiet moment (load ~1), before → after:
-SQLite 23.6k → 39.8k events/s (process CPU 12.0 → 7.0 s); PostgreSQL 16.9k → 37.7k
-events/s (500k-row batches, hits ANALYZEd first; with the old code in one batch and
-ANALYZEd too, server + client CPU 13.9 → 11.5 s: on PostgreSQL most of the gain is the
-batch size). Far from the 200k/s target: the floor of this design here is ~6 upserts per
-hit (visitor-day, page, 10 dimension rows per visit × 0.29 visits per hit, daily and
-monthly rows), and one SQLite upsert costs ~12-15k instructions (callgrind) ≈ 3-4 µs on
-this machine; PostgreSQL's ~8 µs per inserted row (~25 µs per upserted one). SQLite CPU of
-a full run now (7.1 s): visitor-day sums 1.0, page views 0.75, daily rows 0.6, monthly
-0.55, reading the slow visitor-days' hits 0.5, fast visits 0.4, the other visit
-dimensions 1.3, visits 0.25, DVC 0.2, the rest ~1.2 (Python cut_sessions 0.1).
-Incremental runs cost ~0.2-0.3 s for 3,000 new events (ratio 0.02-0.05 of a full run,
-noisy): every new value lands on its own leaf page of the (site, dimension, …) B-trees,
-so a small batch writes about one page per row where a big one shares pages. 365-day site
-dashboard at 100k events/day: 34 ms median (the reads are unchanged).
+~87k visits, ~180k daily and ~34k monthly dimension rows — the worst case for rows per
+event). The machine (2 cores) is shared with other sessions and its load swings from 1 to
+5 within minutes, so only CPU time of interleaved before/after pairs decides, and even
+that varies ±20 % run to run; instruction counts (valgrind) are the steady measure.
+2026-12-02, SQLite, before → after 150k-row batches: full rollup CPU median 3.52 → 3.39 s
+over 9 interleaved bench pairs (faster in 6, by 0.24 s on average; pairs from −0.71 to
++0.45 s), in a rollup-only harness (a copy of the bench's database) 3.81 → 3.41 s (3
+pairs), 22.4 → 21.3 G instructions; 69-103k → 72-110k events/s wall. Incremental 1 %: 0.11-0.14 s,
+per-event cost ratio 3.1-3.9 (unchanged once the big batch's work tables are emptied at
+its end, see _hits_batch); no-op 3-5 ms; 365-day site dashboard median 21-26 ms (reads
+unchanged). PostgreSQL (2026-12-01, older machine): 37.7k events/s, 500k-row batches.
 
-2026-12-01, second pass (load 2-4: CPU time compared; PostgreSQL's server CPU from /proc,
-which bench/rollup.py now prints): SQLite full rollup 7.5 → 6.9 s CPU (35k → 41k
-events/s wall; 49.5k/s with 10 sites instead of 200, where the incremental ratio is 1.17×
-the per-event cost instead of 3.3×): slow visitor-days' hits read through the index
-(0.56 → 0.37-0.44 s) and page views into one-counter ``rollup_pv`` (0.79 → 0.55 s).
-PostgreSQL server CPU 7.8-8.0 → 7.3-7.7 s: one GROUP BY per dimension (1.37 → 1.2 s),
-new site-days' dimension rows and new visits inserted in key order (-10 % for those
-inserts alone in psql, 1.60 → 1.42 s for 180k rows; within the noise of a whole run).
-Why 200k/s (1.5 s for 300k events) is out of reach on this machine with these output
-tables, measured:
+Where SQLite's CPU goes in a full run (thread CPU per statement, 150k-row batches, machine
+loaded, so ~1.2× quiet): visitor-day sums 0.54 s, visit rows (fast + slow, with their
+entry/exit look-ups) 0.35, the slow visitor-days' hits 0.28, page views 0.25, the four
+per-visit dimensions (entry, exit, province, hour) 0.45, rollup_g3/g4 0.2 and their six
+dimensions 0.15, monthly rows 0.18, daily rows 0.16, visits 0.13, COMMIT (WAL) 0.12, DVC
+0.09. Every one of them is one SQLite row operation per hit, visit or output row, at
+~1-1.5 µs (12-17k instructions: an upsert into a WITHOUT ROWID table deletes and
+re-inserts the row), ~1.9 M of them per 300k events. 200k/s (1.5 s) would need half of
+them gone; this design has no such half:
 
-* Output alone: 190k daily + 34k monthly dimension rows per 300k events. Written by
-  SQLite from a sorted TEMP table without Python, 0.31 s (plain INSERT) + 0.45 s (monthly
-  upsert); by PostgreSQL, ~8 µs a row (1.42-1.6 s for the daily rows, 0.63 s for 87k
-  visits). That is half the budget on SQLite and all of it on PostgreSQL.
-* Per hit, SQLite: the visitor-day sums are an upsert per hit (1.2-1.3 s per 300k; GROUP
-  BY sorts, and only an index with ``kind`` could make it index-only), page views another
-  (0.55 s). With the output, 2.5 s before a single visit is cut.
-* All in Python (one narrow SELECT, dicts, executemany upserts): fetching 300k hits costs
-  0.87 s CPU with the 7 columns the sessions need and 1.9 s with the 16 a visit's
-  attributes need (2.9-6.4 µs a row: Python objects, not SQLite, whose scan is 0.1 s), and
-  writing the 190k + 34k rows by executemany 1.0-1.2 s (5 µs a row, binding 8 parameters
-  each): 2-3 s before any counting.
-* Larger batches: on SQLite 300k-row batches cost the same CPU as 50k ones (7.2-7.6 vs
-  7.6-8.3 s over five interleaved runs); PostgreSQL already uses 500k.
+* Output alone: 190k daily + 34k monthly dimension rows and 87k visits per 300k events;
+  per batch every (site, dimension) of ``rollup_dimensions`` gets the batch's new days
+  (~2,200 insertion points), every month row is rewritten and both tables' pages go to the
+  WAL at commit: the reason for 150k-row SQLite batches (5 % fewer instructions than 50k;
+  300k: 21.15 G, no further gain worth a longer lock). A batch holds the write lock ~1 s.
+* Per hit: the visitor-day sums are an upsert per hit (GROUP BY sorts, and only an index
+  with ``kind`` could make it index-only), page views another.
+* All in Python (one narrow SELECT, dicts, executemany upserts): fetching rows costs
+  1.5 µs (6 columns) to 6 µs (19 columns) a row here, more than SQLite's upserts.
 * Dropping ``visits`` (recomputing an old visitor-day's previous visits from its hits up
-  to the watermark) would save its insert: SQLite 0.28-0.31 s CPU (4 %), PostgreSQL
-  0.63-0.66 s server CPU (8 %). Not done: ``rebuild`` runs while the in-server rollup keeps
-  counting, and ``visits`` is what records which hits of a visitor-day are counted then
-  (the rebuild's cursor, not the watermark); without it, rebuild would have to replace
-  whole site-days per transaction, and tests/test_rollup_property.py compares it.
-* Measured and dropped in this pass: the fast path's entry/exit look-ups from a
-  MATERIALIZED CTE of the batch on PostgreSQL (the planner nests loops over the CTE scan:
-  quadratic); the visitor-day work table keyed by ``visitor`` alone as INTEGER PRIMARY
-  KEY (-25 % for that upsert, 0.20 → 0.15 s per 50k hits, but exact only with a
-  collision check on (site, day)); deriving ``t0``/``t1`` from ``e``/``x`` (-13 % for that
-  upsert, loses the check that a visitor-day's hits share one local day).
+  to the watermark) would save its insert (~4 %). Not done: ``rebuild`` runs while the
+  in-server rollup keeps counting, and ``visits`` is what records which hits of a
+  visitor-day are counted then (the rebuild's cursor, not the watermark); without it,
+  rebuild would have to replace whole site-days per transaction.
 * Incremental runs: a 1 % run writes about one B-tree page per new dimension value
   (day is third in the tables' keys, so a new day's rows of each site and dimension go
   to their own leaf, and every month row of a touched value is a page): with 200 sites
-  that is ~3.3× the per-event cost of a full run, with 10 sites 1.2×.
+  that is ~3× the per-event cost of a full run, with 10 sites 1.2×.
+
+Measured and dropped (2026-12-02; ms per 50k-row batch in a statement harness, unless
+said): the visitor-day table keyed by the visitor id alone (rowid; a hash collision
+marks the row and the batch sums again by GROUP BY): that upsert 54 → 42 ms, but the
+per-site-day steps then read the visitor-days out of (site, day) order (+12 ms), and with
+``site << 44 | visitor`` as the key the net is −5 of 365 ms; ``min()``/``max()`` as CASE in
+that upsert (54 → 51-53, noise); ``PRAGMA mmap_size = 1 GiB`` on the rollup connection
+(CPU 3.29 → 2.87 s, medians of 4 bench pairs, but the pooled connection keeping the map
+pays for remapping the grown file in its later small queries: no-op rollup 3-6 → 14-40
+ms; with the map dropped at each batch's end the gain is within the noise);
+``temp.page_size`` 16k/64k (no difference, 3 pairs each); the monthly rows recomputed once
+per run from the daily rows of the run's new site-months (a GROUP BY over
+``rollup_dimensions``: 270 ms for 155k daily rows, more than the per-batch upserts it
+would replace, ~190 ms per 300k events); DVC and site events in one keyed TEMP upsert of
+packed counters, so the visitor-day sums lose ``c2`` (that upsert −12 %, DVC 20 → 19.4 ms:
+~7 ms a batch, not worth a fourth table); hour summed in an integer-keyed table of its own
+(11.8 → 6.6 ms, plus ~2 ms to copy it into ``rollup_dd``); one pooled connection instead of
+three (the rollup's batches rotate over them, each with a cold page cache: no difference).
+Noted, not fixable from here: the first batch on a pooled connection writes its statement
+journals to /var/tmp files, since ``PRAGMA temp_store`` runs after its BEGIN IMMEDIATE.
+Not done for lack of time: per-dimension TEMP tables for the four per-visit dimensions (an
+upsert into an empty ``rollup_dd`` costs 7.2 ms, into one holding the other dimensions'
+28k rows 10.2 ms).
 
 Measured and dropped (2026-11, previous rollup): sessions cut in Python from one ordered
 read of every hit (SQLite -7 % CPU, PostgreSQL ~25 % slower: one INSERT per visit costs
@@ -152,14 +156,16 @@ GROUP BY (same); plain INSERTs for new site-days on SQLite (no gain there, kept 
 PostgreSQL: 3.2 → 2.8 s for 60k events); the monthly rows summed by GROUP BY on SQLite
 (1.43 vs 1.22 s: per-row upserts kept); visitor first in the visitor-day key (-11 %
 instructions for that upsert alone, but the per-site-day steps would then sort it);
-PostgreSQL: ANALYZE of the TEMP tables (the fast-path filter is an expression, the estimate stays
-128 rows), ``enable_nestloop = off`` for the entry/exit look-ups (1.36 → 0.89 s per 300k
-events, but a planner override: not kept), ``synchronous_commit = off`` and
-``temp_buffers = 128MB`` (within noise). Not tried: summing the monthly table once per
-run (per batch it costs about what the daily rows cost, and a pending table committed per
-batch would write as many rows); ``kind`` in ``hits_visitor_day`` (makes the slow path's
-reads index-only, −0.4 s per 300k, at a cost on every ingested hit); running a batch's
-computation outside the write lock (needs one connection across two transactions).
+deriving ``t0``/``t1`` from ``e``/``x`` (-13 % for that upsert, loses the check that a
+visitor-day's hits share one local day); PostgreSQL: ANALYZE of the TEMP tables (the
+fast-path filter is an expression, the estimate stays 128 rows), the fast path's
+entry/exit look-ups from a MATERIALIZED CTE of the batch (the planner nests loops over the
+CTE scan: quadratic), ``enable_nestloop = off`` for the entry/exit look-ups (1.36 → 0.89 s
+per 300k events, but a planner override: not kept), ``synchronous_commit = off`` and
+``temp_buffers = 128MB`` (within noise). Not tried: ``kind`` in ``hits_visitor_day`` (makes
+the slow path's reads index-only, −0.4 s per 300k, at a cost on every ingested hit);
+running a batch's computation outside the write lock (needs one connection across two
+transactions, which the store's pool does not hand out).
 """
 
 from __future__ import annotations
@@ -173,7 +179,7 @@ from collector import rollup_sql as sql
 from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
 from collector.store import Database, Params, Queries
 
-BATCH = 50_000  # SQLite: one batch holds the write lock, so ingest waits for it
+BATCH = 150_000  # SQLite: one batch holds the write lock (~1 s here), so ingest waits for it
 BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
                           # each monthly row once instead of once per batch
 SOURCES = ("direct", "search", "social", "gov", "campaign", "other")
@@ -342,6 +348,10 @@ async def _hits_batch(
             await q.execute_many(sql.DROP_ZERO_MONTH, [
                 {"site_id": s, "dimension": d, "month": m, "value": v}
                 for s, d, m, v in sorted({(s, d, day[:7], v) for s, d, day, v in shrunk})])
+    if dialect == "sqlite":  # empty the work tables now, so that the next batch on this
+        # connection (the minutely run's small one) does not pay for clearing this one's
+        # rows (12 ms after a 150k-row batch); _prepare empties them too, after a failure
+        await q.execute_all([(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
 
 
 async def _upper_bound(db: Database, table: str, lo: int, now_ms: int) -> int:
