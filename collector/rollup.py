@@ -128,8 +128,9 @@ packed counters, so the visitor-day sums lose ``c2`` (that upsert −12 %, DVC 2
 ~7 ms a batch, not worth a fourth table); hour summed in an integer-keyed table of its own
 (11.8 → 6.6 ms, plus ~2 ms to copy it into ``rollup_dd``); one pooled connection instead of
 three (the rollup's batches rotate over them, each with a cold page cache: no difference).
-Noted, not fixable from here: the first batch on a pooled connection writes its statement
-journals to /var/tmp files, since ``PRAGMA temp_store`` runs after its BEGIN IMMEDIATE.
+The pooled connections set ``temp_store = MEMORY`` when they open (collector/store/
+sqlite.py): set here, after BEGIN IMMEDIATE, the first batch of a connection used to
+write its statement journals to /var/tmp files.
 Not done for lack of time: per-dimension TEMP tables for the four per-visit dimensions (an
 upsert into an empty ``rollup_dd`` costs 7.2 ms, into one holding the other dimensions'
 28k rows 10.2 ms).
@@ -170,6 +171,7 @@ transactions, which the store's pool does not hand out).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -179,6 +181,7 @@ from collector import rollup_sql as sql
 from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
 from collector.store import Database, Params, Queries
 
+BATCH_PAUSE_S = 0.005  # SQLite: between batches, the lock is free for group commit
 BATCH = 150_000  # SQLite: one batch holds the write lock (~1 s here), so ingest waits for it
 BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
                           # each monthly row once instead of once per batch
@@ -243,9 +246,9 @@ async def _prepare(q: Queries, dialect: str) -> list[tuple[str, Params]]:
     """Statements that make the work tables (TEMP, per connection) exist and be empty."""
     names = ", ".join(repr(t) for t in sql.WORK_TABLES)
     if dialect == "sqlite":
-        # the rollup's connection: sorts and temp tables in memory, a bigger page cache
-        await q.execute_all([("PRAGMA temp_store = MEMORY", None),
-                             ("PRAGMA cache_size = -65536", None)])
+        # the rollup's connection: a bigger page cache (temp_store = MEMORY is set when
+        # the pool opens it: inside a transaction SQLite may refuse to change it)
+        await q.execute_all([("PRAGMA cache_size = -65536", None)])
         found = await q.fetch_one("SELECT COUNT(*) AS n FROM sqlite_temp_master "
                                   f"WHERE type = 'table' AND name IN ({names})")
     else:
@@ -408,6 +411,11 @@ async def _run_table(
             progress(name, hi - start, top - start)
         if hi >= top:
             break
+        if db.dialect == "sqlite":
+            # one writer at a time: leave the lock free long enough for the group commit,
+            # which tries every millisecond (collector/store/sqlite_writer.py), so a long
+            # rollup holds up ingest for one batch at most, not for the whole run
+            await asyncio.sleep(BATCH_PAUSE_S)
 
 
 def default_batch(dialect: str) -> int:

@@ -307,3 +307,28 @@ async def test_sqlite_writer_process_exits_when_the_database_closes(tmp_path: Pa
 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # exited, and reaped
+
+
+async def test_sqlite_group_commit_gets_in_between_rollup_batches(db: Database) -> None:
+    """A rollup of many batches takes the write lock again and again; the group commit
+    waiting meanwhile gets in between two batches, not only after the whole run."""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's single writer")
+    from collector.rollup import rollup
+
+    # 20 sites × 150 visitors × 2 page views: 40 batches of 150 hits each
+    rows = [row(n) for n in range(6000)]
+    rows = [(r[0] + n % 20, *r[1:4], n // 2, *r[5:]) for n, r in enumerate(rows)]
+    for i in range(0, len(rows), 1000):
+        await db.write_batch(rows[i:i + 1000], [])
+    await db.write_batch([row(10**6)], [])  # the writer process is up
+
+    running = asyncio.create_task(rollup(db, batch=150))
+    while (await db.fetch_one("SELECT last_id FROM rollup_watermarks WHERE name = 'hits'")
+           or {"last_id": 0})["last_id"] == 0:
+        await asyncio.sleep(0.002)  # the first batch has committed
+    await asyncio.wait_for(db.write_batch([row(10**6 + 1)], []), 30)
+    still_running = not running.done()
+    report = await running
+    assert report.batches >= 30
+    assert still_running, "the hit waited for the whole rollup"

@@ -49,6 +49,9 @@ class _Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # rollups' sorts and TEMP work tables in memory; set here, outside any transaction
+        # (inside one SQLite refuses to change it once the temp database is open)
+        conn.execute("PRAGMA temp_store = MEMORY")
         self.conn = conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:

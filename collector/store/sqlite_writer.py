@@ -20,11 +20,12 @@ strings, None, tuples and lists go through it, so ``marshal`` (fast, no code) is
 
 Durability is unchanged: the child commits with ``synchronous=FULL`` and only then
 answers, and a hit is acknowledged only after its answer. While another connection holds
-the write lock (a rollup or retention batch) the child waits for it (``busy_timeout``);
-the loop never waits. If the child dies, its batches in flight fail (the senders get a
-503 and retry: such a batch may have been committed already, so a retry can count a hit
-twice; an acknowledged hit is never lost) and the next batch starts a new child. The
-child exits when its stdin closes: when the database is closed, or the collector dies.
+the write lock (a rollup or retention batch) the child waits for it (:func:`write_waiting`,
+up to 30 s, then the batch is refused); the loop never waits. If the child dies, its
+batches in flight fail (the senders get a 503 and retry: such a batch may have been
+committed already, so a retry can count a hit twice; an acknowledged hit is never lost)
+and the next batch starts a new child. The child exits when its stdin closes: when the
+database is closed, or the collector dies.
 
     python -m collector.store.sqlite_writer PATH     # what sqlite.WriterProcess runs
 
@@ -37,6 +38,7 @@ import marshal
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,7 +116,31 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA busy_timeout = 0")  # waits are write_waiting's own
     return conn
+
+
+def _busy(e: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY, or one of its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT …)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY) \
+        or "database is locked" in str(e)
+
+
+def write_waiting(c: sqlite3.Connection, hits: Sequence[Sequence[Any]],
+                  dropped: Sequence[Sequence[Any]], wait_s: float = BUSY_MS / 1000) -> None:
+    """:func:`write_batch`, retried every millisecond while another connection holds the
+    write lock (a rollup batch), for up to ``wait_s``. SQLite's own ``busy_timeout`` sleeps
+    longer and longer (up to 100 ms at a time) and so misses the short gaps between the
+    batches of a long rollup: ingest would wait for the whole run."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return write_batch(c, hits, dropped)
+        except sqlite3.OperationalError as e:
+            if not _busy(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.001)
 
 
 def _read_exactly(fd: int, n: int) -> bytes | None:
@@ -139,7 +165,7 @@ def serve(path: str, fd_in: int = 0, fd_out: int = 1) -> None:
                 return
             hits, dropped = marshal.loads(payload)
             try:
-                write_batch(conn, hits, dropped)
+                write_waiting(conn, hits, dropped)
                 answer = None
             except Exception as e:  # reported to the collector, which refuses the batch
                 answer = (type(e).__name__, str(e))
