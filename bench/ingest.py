@@ -1,10 +1,8 @@
 """Ingest throughput: ``/tracking`` with durable acknowledgement vs a bare Starlette 204.
 
 Both servers run under the same uvicorn settings (uvloop, httptools, no access log) on
-loopback, one server process each (the SQLite collector also has its writer process,
-``collector/store/sqlite_writer.py``), measured in the same run and interleaved per
-concurrency level, so the ratio is what counts (absolute figures swing ±20-30 % between
-runs).
+loopback, one process each, measured in the same run and interleaved per concurrency
+level, so the ratio is what counts (absolute figures swing ±20-30 % between runs).
 
 Levels: 8, 32 and 128 connections by default. wrk is a closed loop: each connection
 waits for its answer before it sends again, so at 8 connections a durable collector is

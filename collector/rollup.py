@@ -413,7 +413,7 @@ async def _run_table(
             break
         if db.dialect == "sqlite":
             # one writer at a time: leave the lock free long enough for the group commit,
-            # which tries every millisecond (collector/store/sqlite_writer.py), so a long
+            # which tries every millisecond (collector/store/sqlite.py, _waiting), so a long
             # rollup holds up ingest for one batch at most, not for the whole run
             await asyncio.sleep(BATCH_PAUSE_S)
 

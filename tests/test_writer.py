@@ -74,9 +74,9 @@ async def test_group_commit_batches_concurrent_submits(db: Database) -> None:
 
 
 async def test_write_lock_held_elsewhere_waits_off_the_loop(db: Database) -> None:
-    """SQLite commits batches in a writer process; while another connection holds the
-    write lock (a rollup batch), the batch waits there: committed once the lock is free,
-    and the loop keeps running meanwhile."""
+    """SQLite writes batches on the loop's thread without waiting for the lock; while
+    another connection holds it (a rollup batch), the batch waits on the writer's thread:
+    committed once the lock is free, and the loop keeps running meanwhile."""
     if db.dialect != "sqlite":
         pytest.skip("SQLite's write lock")
     import sqlite3
@@ -237,78 +237,6 @@ async def test_lifespan_exit_flushes_accepted_hits(db: Database, config: Config)
     assert await count(db) == answered
 
 
-def writer_pid(db: Database) -> int:
-    """The pid of the SQLite writer process of ``db`` (started by its first batch)."""
-    import subprocess
-
-    out = subprocess.run(["pgrep", "-f", f"collector.store.sqlite_writer {db.path}$"],
-                         capture_output=True, text=True).stdout.split()
-    assert len(out) == 1, out
-    return int(out[0])
-
-
-async def test_sqlite_writer_process_killed_refuses_then_recovers(db: Database) -> None:
-    """The batch in flight when the writer process dies is refused (503), never
-    acknowledged; the next batch starts a new process and is committed."""
-    if db.dialect != "sqlite":
-        pytest.skip("SQLite's writer process")
-    import os
-    import signal
-
-    other = __import__("sqlite3").connect(db.path, isolation_level=None)
-    writer = Writer(db)
-    writer.start()
-    try:
-        await writer.submit([row(0)])
-        pid = writer_pid(db)
-        other.execute("BEGIN IMMEDIATE")  # holds the batch below in the process
-        pending = asyncio.create_task(writer.submit([row(1)]))
-        await asyncio.sleep(0.3)
-        assert not pending.done()
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(Unavailable):
-            await asyncio.wait_for(pending, 10)
-        other.execute("ROLLBACK")
-        await writer.submit([row(2)])
-        assert writer_pid(db) != pid
-        assert await count(db, "SELECT count(*) AS n FROM hits WHERE pv_id IN ('p0', 'p2')") == 2
-        assert await count(db, "SELECT count(*) AS n FROM hits WHERE pv_id = 'p1'") == 0
-    finally:
-        other.close()
-        await writer.close()
-
-
-async def test_sqlite_writer_process_error_keeps_answers_in_order(db: Database) -> None:
-    """A batch the database refuses raises the database's error class for that batch
-    only: the batches before and after it get their own answers."""
-    if db.dialect != "sqlite":
-        pytest.skip("SQLite's writer process")
-    import sqlite3
-
-    bad = list(row(1))
-    bad[HIT_COLUMNS.index("kind")] = None  # NOT NULL
-    results = await asyncio.gather(
-        db.write_batch([row(0)], []), db.write_batch([tuple(bad)], []),
-        db.write_batch([row(2)], []), return_exceptions=True)
-    assert results[0] is None and results[2] is None
-    assert isinstance(results[1], sqlite3.IntegrityError)
-    assert await count(db) == 2
-
-
-async def test_sqlite_writer_process_exits_when_the_database_closes(tmp_path: Path) -> None:
-    from collector.store import open_database
-
-    db = await open_database(f"sqlite:///{tmp_path}/g.db")
-    await db.migrate()
-    await db.write_batch([row(0)], [])
-    pid = writer_pid(db)
-    await db.close()
-    import os
-
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # exited, and reaped
-
-
 async def test_sqlite_group_commit_gets_in_between_rollup_batches(db: Database) -> None:
     """A rollup of many batches takes the write lock again and again; the group commit
     waiting meanwhile gets in between two batches, not only after the whole run."""
@@ -321,7 +249,7 @@ async def test_sqlite_group_commit_gets_in_between_rollup_batches(db: Database) 
     rows = [(r[0] + n % 20, *r[1:4], n // 2, *r[5:]) for n, r in enumerate(rows)]
     for i in range(0, len(rows), 1000):
         await db.write_batch(rows[i:i + 1000], [])
-    await db.write_batch([row(10**6)], [])  # the writer process is up
+    await db.write_batch([row(10**6)], [])  # the writer connection is open
 
     running = asyncio.create_task(rollup(db, batch=150))
     while (await db.fetch_one("SELECT last_id FROM rollup_watermarks WHERE name = 'hits'")
