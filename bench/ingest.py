@@ -121,8 +121,11 @@ def start_bare(port: int) -> subprocess.Popen:
 
 
 def start_collector(port: int, db: str, workers: int = 1, spool: str = "") -> subprocess.Popen:
+    # ingest alone: the in-server rollup (every 60 s) would land in one level or another
+    # and take the loop's CPU for seconds; bench/rollup.py measures it
     env = {**os.environ, "GIAMSAT_DATABASE_URL": db, "GIAMSAT_PORT": str(port),
-           "GIAMSAT_WORKERS": str(workers), "GIAMSAT_SPOOL_DIR": spool}
+           "GIAMSAT_WORKERS": str(workers), "GIAMSAT_SPOOL_DIR": spool,
+           "GIAMSAT_ROLLUP_INTERVAL": "0"}
     cli = [sys.executable, "-m", "collector.cli"]
     subprocess.run(
         [*cli, "site", "add", "47", "--agency", "H26", "--kind", "portal",
