@@ -52,6 +52,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from collector.bodies import MalformedLength, read_limited
 from collector.privacy import keyed_hash, redact_text
 from collector.store import Database
 from collector.tracking import local_day
@@ -281,13 +282,10 @@ class DossierFeed:
                             headers={"cache-control": "no-store"})
 
     async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and (not (declared.isascii() and declared.isdigit())
-                         or int(declared) > self.max_body):
+        try:
+            body = await read_limited(request, self.max_body)
+        except MalformedLength as e:
+            raise InvalidDossier(str(e)) from None
+        if body is None:
             raise InvalidDossier(f"body too large (over {self.max_body} bytes)", 413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body:
-                raise InvalidDossier(f"body too large (over {self.max_body} bytes)", 413)
         return body

@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from collector.bodies import MalformedLength, read_limited
 from collector.compliance import (
     MONTH_MIN,
     STATE_NAMES,
@@ -343,9 +344,9 @@ async def reported_api(request: Request) -> Response:
         allowed = {r["id"] for r in await state.db.fetch_all(
             "SELECT id FROM sites WHERE agency_code = :a", {"a": user.agency_code})}
     try:
-        body = await _read_limited(request, MAX_REPORTED_BODY)
-    except BadParam as e:
-        return JSONResponse({"error": e.reason}, 400)
+        body = await read_limited(request, MAX_REPORTED_BODY)
+    except MalformedLength as e:
+        return JSONResponse({"error": str(e)}, 400)
     if body is None:
         return JSONResponse({"error": f"body too large (over {MAX_REPORTED_BODY} bytes)"}, 413,
                             headers={"connection": "close"})
@@ -382,23 +383,6 @@ async def reported_api(request: Request) -> Response:
         state._compliance_cache = {}  # the next view reconciles against the new totals
     status = 200 if saved or not errors else 400
     return JSONResponse({"saved": saved, "refused": len(errors), "errors": errors[:100]}, status)
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` bytes: a declared
-    Content-Length over it is refused before reading, and a streamed body is dropped at the
-    first chunk past it (never read whole, then checked)."""
-    declared = request.headers.get("content-length", "")
-    if declared and not (declared.isascii() and declared.isdigit()):
-        raise BadParam("content-length invalid: expected a number")
-    if declared and (len(declared) > 12 or int(declared) > limit):
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def routes() -> list[BaseRoute]:
