@@ -118,15 +118,24 @@ def _dossier_union(months: tuple[str, str] | None, edges: list[tuple[str, str]],
     return " UNION ALL ".join(parts), p
 
 
-async def procedure_share(db: Database, scope: Scope, start: str, end: str) -> dict[str, Any]:
+async def _procedure_counts(db: Database, scope: Scope, start: str, end: str,
+                            by: str = "") -> list[dict[str, Any]]:
+    """Procedures (service codes with received dossiers) and those with a full-process
+    online one, over the range, or per ``by`` ('month') when given."""
     cond, p = scope.where()
     union, up = _dossier_union(*await metrics.split_range(db, start, end), cond,
                                "received, full_online")
-    row = await db.fetch_one(
-        "SELECT COUNT(*) AS procedures, COALESCE(SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END), 0) "
-        f"AS full_online FROM (SELECT service, SUM(full_online) AS f FROM ({union}) u "
-        "GROUP BY service HAVING SUM(received) > 0) x", {**p, **up})
-    n, f = int((row or {}).get("procedures") or 0), int((row or {}).get("full_online") or 0)
+    key = f"{by}, " if by else ""
+    return await db.fetch_all(
+        f"SELECT {key}COUNT(*) AS n, COALESCE(SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END), 0) "
+        f"AS full_n FROM (SELECT {key}service, SUM(full_online) AS f FROM ({union}) u "
+        f"GROUP BY {key}service HAVING SUM(received) > 0) x"
+        + (f" GROUP BY {by}" if by else ""), {**p, **up})
+
+
+async def procedure_share(db: Database, scope: Scope, start: str, end: str) -> dict[str, Any]:
+    row = (await _procedure_counts(db, scope, start, end) or [{}])[0]
+    n, f = int(row.get("n") or 0), int(row.get("full_n") or 0)
     return {"procedures": n, "procedures_full_online": f, "share": ratio(f, n)}
 
 
@@ -145,13 +154,7 @@ async def procedure_share_by_month(db: Database, scope: Scope, start: str,
                                    end: str) -> dict[str, float | None]:
     """As :func:`procedure_share` per calendar month ('YYYY-MM'; edge months: their days
     in the range only)."""
-    cond, p = scope.where()
-    union, up = _dossier_union(*await metrics.split_range(db, start, end), cond,
-                               "received, full_online")
-    rows = await db.fetch_all(
-        "SELECT month, COUNT(*) AS n, SUM(CASE WHEN f > 0 THEN 1 ELSE 0 END) AS full_n FROM "
-        f"(SELECT month, service, SUM(full_online) AS f FROM ({union}) u "
-        "GROUP BY month, service HAVING SUM(received) > 0) x GROUP BY month", {**p, **up})
+    rows = await _procedure_counts(db, scope, start, end, by="month")
     return {r["month"]: ratio(int(r["full_n"] or 0), int(r["n"])) for r in rows}
 
 
