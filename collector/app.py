@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.assets import LOADER_PATHS, LoaderEndpoint
 from collector.badge import badge
+from collector.compliance import refresh_month_summaries
 from collector.config import Config
 from collector.dossiers import DossierFeed
 from collector.enrich import Enricher, GeoIP, Salts, installation_secret, warm_up
@@ -31,6 +33,7 @@ from collector.retention import retention
 from collector.rollup import rollup
 from collector.rollup_month import refresh_site_months
 from collector.store import Database, open_database
+from collector.tracking import local_day
 from collector.writer import Writer
 
 log = logging.getLogger("giamsat")
@@ -111,6 +114,8 @@ async def scan_sites(state: State) -> None:
 async def run_rollup(state: State) -> None:
     report = await rollup(state.db, batch=10_000)  # short write locks: ingest keeps flowing
     await refresh_site_months(state.db)  # the monthly totals of the months it touched
+    # compliance summaries of closed months, so reports of long periods only read them
+    await refresh_month_summaries(state.db, local_day(int(time.time() * 1000)))
     if report.hits or report.dossiers:
         log.info("rollup: %s", report)
 

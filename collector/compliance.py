@@ -59,8 +59,10 @@ of theirs.
 
 Long periods: the days with hits of the closed calendar months inside a period of two
 months or more are read from per-site month summaries (``compliance_site_months``: days,
-first and last day, sums, longest run without hits), written when first needed or when a
-closed month is computed whole, and recomputed once a day old; runs across month
+first and last day, sums, longest run without hits), kept fresh by the server after its
+rollups (:func:`refresh_month_summaries`: the last 13 closed months, recomputed once a
+day old), and otherwise written when first needed or when a closed month is computed
+whole; runs across month
 boundaries are joined from them, and the partial months at either end come from the daily
 rollup. ``compute(..., summaries=False)`` reads the daily rollup only (tests compare them).
 """
@@ -433,6 +435,23 @@ async def ensure_month_summaries(db: Database, months: list[str]) -> None:
         await _fill_gaps(db, {sid: f for sid, f in facts[m].items() if _holed(f)}, first, last)
     for m in stale:
         await _store_month(db, m, facts[m], now)
+
+
+def closed_months(today: str, count: int = 13) -> list[str]:
+    """The ``count`` calendar months before the month of ``today``, oldest first."""
+    y, m = int(today[:4]), int(today[5:7])
+    out = []
+    for _ in range(count):
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+        out.append(f"{y:04d}-{m:02d}")
+    return out[::-1]
+
+
+async def refresh_month_summaries(db: Database, today: str) -> None:
+    """Keep the summaries of the last 13 closed months fresh, off the read path: the
+    server runs this after each rollup (one small read when they are fresh, the daily
+    recomputation otherwise), so a report of a long period only reads them."""
+    await ensure_month_summaries(db, closed_months(today))
 
 
 async def _store_month(db: Database, month: str, facts: dict[int, DayFacts], now: int) -> None:

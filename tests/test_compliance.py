@@ -464,3 +464,33 @@ async def test_a_closed_month_computed_whole_stores_its_summary(facts: Database)
     await states(facts, as_of=local_ms("2026-03-20", 9), period=month_period("2026-03"))
     await states(facts, period=("2026-03-02", "2026-03-31"))
     assert await facts.fetch_all("SELECT month FROM compliance_summary_months") == []
+
+
+async def test_month_summaries_are_refreshed_off_the_read_path(facts: Database) -> None:
+    """The server's job stores the last 13 closed months' summaries; a report of a long
+    period then only reads them (nothing written), with the same result as the daily
+    rollup's; a second refresh the same day writes nothing either."""
+    from collector.compliance import closed_months, refresh_month_summaries
+
+    assert closed_months("2026-05-10") == [f"2025-{m:02d}" for m in range(4, 13)] + \
+        [f"2026-{m:02d}" for m in range(1, 5)]
+    await register(facts, 1)
+    await add_days(facts, 1, days("2025-12-01", "2026-04-30", skip=("2026-02-14",)))
+    await refresh_month_summaries(facts, "2026-05-10")
+    marks = await facts.fetch_all(
+        "SELECT month, computed_ts FROM compliance_summary_months ORDER BY month")
+    assert [r["month"] for r in marks] == closed_months("2026-05-10")
+    rows = await facts.fetch_all("SELECT month, days, gap FROM compliance_site_months "
+                                 "ORDER BY month")
+    assert rows == [{"month": "2025-12", "days": 31, "gap": 0},
+                    {"month": "2026-01", "days": 31, "gap": 0},
+                    {"month": "2026-02", "days": 27, "gap": 1},
+                    {"month": "2026-03", "days": 31, "gap": 0},
+                    {"month": "2026-04", "days": 30, "gap": 0}]
+    as_of = local_ms("2026-05-10", 9)
+    got = await compute(facts, CFG, "2025-12-01", "2026-04-30", as_of)
+    expected = await compute(facts, CFG, "2025-12-01", "2026-04-30", as_of, summaries=False)
+    assert [s.as_dict() for s in got.sites] == [s.as_dict() for s in expected.sites]
+    await refresh_month_summaries(facts, "2026-05-10")
+    assert await facts.fetch_all(
+        "SELECT month, computed_ts FROM compliance_summary_months ORDER BY month") == marks
