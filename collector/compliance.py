@@ -62,9 +62,8 @@ months or more are read from per-site month summaries (``compliance_site_months`
 first and last day, sums, longest run without hits), kept fresh by the server after its
 rollups (:func:`refresh_month_summaries`: the last 13 closed months, recomputed once a
 day old), and otherwise written when first needed or when a closed month is computed
-whole; runs across month
-boundaries are joined from them, and the partial months at either end come from the daily
-rollup. ``compute(..., summaries=False)`` reads the daily rollup only (tests compare them).
+whole; runs across month boundaries are joined from them, and the partial months at
+either end come from the daily rollup. ``compute(..., summaries=False)`` reads the daily rollup only (tests compare them).
 """
 
 from __future__ import annotations
