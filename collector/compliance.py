@@ -63,7 +63,8 @@ first and last day, sums, longest run without hits), kept fresh by the server af
 rollups (:func:`refresh_month_summaries`: the last 13 closed months, recomputed once a
 day old), and otherwise written when first needed or when a closed month is computed
 whole; runs across month boundaries are joined from them, and the partial months at
-either end come from the daily rollup. ``compute(..., summaries=False)`` reads the daily rollup only (tests compare them).
+either end come from the daily rollup. ``compute(..., summaries=False)`` reads the daily
+rollup only (tests compare them).
 """
 
 from __future__ import annotations
