@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector.assets import LOADER_PATHS, LoaderEndpoint
 from collector.badge import badge
@@ -160,6 +161,7 @@ async def healthz(request: Request) -> JSONResponse:
         "writer": {"pending": state.writer.pending, "batches": state.writer.batches,
                    "rows": state.writer.rows, "failures": state.writer.failures},
         "sites": len(state.sites.hosts),
+        "refused_requests": dict(request.app.refused),  # bad report/API input, since start
     }
     return JSONResponse(body, 200 if accepting else 503,
                         headers={"cache-control": "no-store"})
@@ -172,13 +174,28 @@ class App(Starlette):
     a dictionary look-up. Every other path is Starlette's as usual."""
 
     fast: dict[str, ASGIApp]
+    refused: Counter[str]  # "400 /compliance": refused report and API requests (healthz)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            app = self.fast.get(scope["path"])
+            path = scope["path"]
+            app = self.fast.get(path)
             if app is not None:
                 return await app(scope, receive, send)
+            if path not in SELF_COUNTED:  # hits and dossier events count in `dropped`
+                return await super().__call__(scope, receive, self._counting(path, send))
         await super().__call__(scope, receive, send)
+
+    def _counting(self, path: str, send: Send) -> Send:
+        """``send``, counting the answers that refuse bad input (400, 413) per first path
+        segment: only routes answer those, so the keys are few whatever the path."""
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (400, 413):
+                self.refused[f"{message['status']} /{path.split('/', 2)[1]}"] += 1
+            await send(message)
+
+        return counted
 
 
 class _Tracking:
@@ -197,6 +214,7 @@ class _Tracking:
 
 
 TRACKING_PATHS = ("/tracking", "/matomo.php")
+SELF_COUNTED = frozenset((*TRACKING_PATHS, "/TrackingMCDT"))
 
 
 def create_app(config: Config | None = None) -> App:
@@ -246,4 +264,5 @@ def create_app(config: Config | None = None) -> App:
     routes.extend(report_routes())
     app = App(routes=routes, lifespan=lifespan)
     app.fast = {}
+    app.refused = Counter()
     return app

@@ -104,3 +104,19 @@ async def test_fuzzed_parameters_never_5xx(report_client: httpx.AsyncClient, pat
         c.cookies.clear()
     r = await c.get(path, params=params)
     assert r.status_code < 500, (path, params, r.status_code, r.text[:300])
+
+
+async def test_refused_requests_are_counted(report_client: httpx.AsyncClient) -> None:
+    """Bad input to the pages and the API is counted (per status and first path segment),
+    shown by /healthz; hits and dossier events count in `dropped` instead."""
+    c = await admin(report_client)
+    before = (await c.get("/healthz")).json()["refused_requests"]
+    assert (await c.get("/compliance", params={"month": "2026-13"})).status_code == 400
+    assert (await c.get("/api/v1/national/totals", params={"period": "x"})).status_code == 400
+    assert (await c.get("/dvc", params={"limit": "²"})).status_code == 400
+    assert (await c.get("/dvc")).status_code == 200
+    assert (await c.post("/tracking", content=b"rec=1")).status_code == 400
+    after = (await c.get("/healthz")).json()["refused_requests"]
+    grown = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert {k: n for k, n in grown.items() if n} == {
+        "400 /compliance": 1, "400 /api": 1, "400 /dvc": 1}
