@@ -151,7 +151,8 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
     """
     try:
         # a str (bulk JSON) may hold lone surrogates, which no database can store
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode()
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+        text = data.decode("utf-8")
         if "\x00" in text or "%00" in text:
             raise InvalidHit("malformed encoding: NUL character")
         text = text.lstrip("?")
@@ -161,7 +162,7 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
         escaped = "%" in text or "+" in text
         # one "=" in every field: the separators, in order, alternate "=&=&…=" ('==&' has
         # as many "=" as fields, but not one in each); bytes.translate keeps them in C
-        separators = (raw if isinstance(raw, bytes) else text.encode()).translate(None, _NOT_SEP)
+        separators = data.translate(None, _NOT_SEP)
         if len(separators) == 2 * fields - 1 and separators == b"=&" * (fields - 1) + b"=":
             words = text.replace("&", "=").split("=")
             keys = words[::2]
