@@ -164,8 +164,6 @@ def derive(t: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-
-
 async def months_fresh(db: Database) -> bool:
     """Whether the monthly tables (``rollup_site_month``, ``rollup_dossiers_month``) were
     refreshed at the current rollup watermarks (``collector.rollup_month``)."""
