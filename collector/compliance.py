@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.config import Config
-from collector.reconcile import Comparison, compare
+from collector.reconcile import Comparison, compare, months_in
 from collector.store import Database
 from collector.tracking import local_day
 
@@ -437,14 +437,19 @@ async def ensure_month_summaries(db: Database, months: list[str]) -> None:
         await _store_month(db, m, facts[m], now)
 
 
-def closed_months(today: str, count: int = 13) -> list[str]:
-    """The ``count`` calendar months before the month of ``today``, oldest first."""
-    y, m = int(today[:4]), int(today[5:7])
+def months_back(month: str, count: int) -> list[str]:
+    """The ``count`` calendar months ending with ``month`` ('YYYY-MM'), oldest first."""
+    y, m = int(month[:4]), int(month[5:7])
     out = []
     for _ in range(count):
-        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
         out.append(f"{y:04d}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
     return out[::-1]
+
+
+def closed_months(today: str, count: int = 13) -> list[str]:
+    """The ``count`` calendar months before the month of ``today``, oldest first."""
+    return months_back(today[:7], count + 1)[:-1]
 
 
 async def refresh_month_summaries(db: Database, today: str) -> None:
@@ -553,14 +558,7 @@ async def period_facts(db: Database, start: str, end: str, wend: str, today: str
     their stored summaries (when there are two or more), the rest from the daily rollup.
     The closed months must be consecutive: they are, being every whole month of one
     stretch of days that ended before today."""
-    months = []
-    m = start[:7]
-    while m <= end[:7]:
-        first, last = month_period(m)
-        if first >= start and last <= end and last < today:
-            months.append(m)
-        y, mo = int(m[:4]), int(m[5:])
-        m = f"{y + mo // 12:04d}-{mo % 12 + 1:02d}"
+    months = [m for m in months_in(start, end) if month_period(m)[1] < today]
     if not summaries or len(months) < 2:
         facts = await _piece_facts(db, start, end, wend)
         if summaries and months and month_period(months[0]) == (start, end):

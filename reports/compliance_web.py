@@ -48,6 +48,7 @@ from collector.compliance import (
     compute,
     month_period,
     monthly_counts,
+    months_back,
     parse_month,
 )
 from collector.tracking import local_day
@@ -128,15 +129,6 @@ def _bad(ctx: Ctx, e: BadParam) -> Response:
     resp.headers["x-giamsat-error"] = e.reason
     resp.headers["cache-control"] = "no-store"
     return resp
-
-
-def _prev_months(month: str, n: int) -> list[str]:
-    y, m = int(month[:4]), int(month[5:])
-    out = []
-    for _ in range(n):
-        out.append(f"{y:04d}-{m:02d}")
-        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
-    return out[::-1]
 
 
 def _now_ms(request: Request) -> int:
@@ -246,7 +238,7 @@ async def compliance_page(ctx: Ctx) -> Response:
         sites = [r for r in table.rows if by_id[r["site_id"]].agency_kind in KINDS[key]]
         groups.append({"label": label, "agencies": agencies, "sites": sites})
     state = request.app.state.giamsat
-    months = [m for m in _prev_months(month, HISTORY_MONTHS) if MONTH_MIN <= m <= today[:7]]
+    months = [m for m in months_back(month, HISTORY_MONTHS) if MONTH_MIN <= m <= today[:7]]
     history = [{"month": m, "total": sum(c.values()), **c}
                for m, c in (await monthly_counts(state.db, state.config, months, now,
                                                     known={month: result})).items()]
