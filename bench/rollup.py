@@ -13,9 +13,11 @@
    events (target: cost proportional to new events, i.e. ratio ≈ 0.01), in ``--batch``
    rows per transaction (default: the backend's, ``collector.rollup.default_batch``).
    Also prints the CPU time of this process (the rollup itself plus, for SQLite, the
-   database): on a shared, loaded machine it varies far less between runs than wall time
-   — compare before/after on it. PostgreSQL's server CPU is printed apart, summed over the
-   database's backends from /proc (when the server runs on this machine). On
+   database) and of its child process (SQLite computes the second part of a big batch
+   there: collector/rollup.py, "Two parts"): on a shared, loaded machine it varies far
+   less between runs than wall time — compare before/after on it. PostgreSQL's server
+   CPU is printed apart, summed over the database's backends from /proc (when the server
+   runs on this machine). On
    PostgreSQL the freshly written hits are ANALYZEd first, as autovacuum would have done
    by the time a real rollup runs (without statistics the planner guesses 100 rows).
 3. Dashboard: one site at ``--per-day`` events/day (default 100,000) for one day, rolled
@@ -120,6 +122,30 @@ async def server_cpu(db: Database) -> dict[int, float]:
     return out
 
 
+def child_cpu() -> dict[int, float]:
+    """CPU seconds of each child process of this one (SQLite: the rollup's second part,
+    collector/store/child.py), read from /proc; empty where /proc lists no children."""
+    out = {}
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
+        try:
+            pids = (task / "children").read_text(encoding="ascii").split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)
+            except OSError:
+                continue
+            stat = fields[1].split()
+            out[int(pid)] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def child_note(before: dict[int, float], after: dict[int, float]) -> str:
+    used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    return f" + child process {used:.2f} s" if used else ""
+
+
 def server_note(before: dict[int, float], after: dict[int, float]) -> str:
     if not after:
         return ""
@@ -189,11 +215,11 @@ async def bench_rollup(args: argparse.Namespace, folder: str) -> None:
     print(f"generated {total:,} events ({args.sites} sites × {args.days} days) "
           f"in {time.perf_counter() - t0:.1f} s; batches of {batch:,} rows")
 
-    server = await server_cpu(db)
+    server, children = await server_cpu(db), child_cpu()
     cpu = time.process_time()
     full = await rollup(db, args.batch)
     cpu = time.process_time() - cpu
-    server_full = server_note(server, await server_cpu(db))
+    server_full = child_note(children, child_cpu()) + server_note(server, await server_cpu(db))
     full_rate = full.hits / full.seconds
     print(f"full rollup:        {full.hits:>10,} events in {full.seconds:6.2f} s  "
           f"= {full_rate:>9,.0f} events/s   (target ≥ 200,000/s); "

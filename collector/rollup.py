@@ -46,6 +46,21 @@ A batch, step by step:
    visits no longer reach are deleted when all zero. Site, DVC and dossier counters that do
    not depend on sessions are added per batch.
 
+Two parts (SQLite, batches of ``SPLIT_MIN`` hits or more). Steps 1-4 read committed rows
+and write only a connection's TEMP tables, and no rollup row sums hits of two sites, so a
+batch splits by site: sites 0-6 modulo 16 (``PARTS``, ``MINE``) on the batch's connection,
+the rest at the same time on ``db.beside()``, a connection in a child process that copies
+its results into ``xfer`` (a scratch file all the store's connections attach). The batch's
+connection applies its own part (step 5) while the child finishes, then the child's from
+``xfer`` (the same statements, reading ``xfer.*``: ``rollup_sql.shared``); its share is the
+smaller because it also applies both. A process, not a thread: two threads running
+SQLite in one process ran slower together than one after the other here (SQLite's global
+memory and page-cache mutexes; two connections to two files, pure SQL: 0.25 s alone, 0.58
+s for two at once), a thread split gained 19 % wall for 16 % more CPU. The batch's
+transaction begins deferred (its first statement writes the watermark), because
+``BEGIN IMMEDIATE`` would lock ``xfer`` too and keep the child from writing it.
+tests/test_rollup_property.py checks two parts against one on random streams.
+
 The visitor-day look-ups use the index ``hits_visitor_day`` — the price of exact late
 events is one more index on ``hits``.
 
@@ -68,6 +83,10 @@ commit in order: horizon = max(id).
 All SQL is plain (SQLite ≥ 3.40, PostgreSQL 15): upserts, no date functions — days are
 computed at ingest. Where the two engines differ in what is cheap, the statement differs
 (``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
+
+Speed — bench/rollup.py, 2026-12-02 afternoon (quiet machine), with two parts: full
+rollup 198-200k events/s (1.50 s; 137k/s in one part on the same minutes: 2.18 s), CPU
+1.4 s here plus ~0.9 s in the child. Figures below this paragraph are of one part.
 
 Speed — bench/rollup.py, 300k events over 200 sites × 10 days (150 events per site-day:
 ~87k visits, ~180k daily and ~34k monthly dimension rows — the worst case for rows per
@@ -164,24 +183,31 @@ entry/exit look-ups from a MATERIALIZED CTE of the batch (the planner nests loop
 CTE scan: quadratic), ``enable_nestloop = off`` for the entry/exit look-ups (1.36 → 0.89 s
 per 300k events, but a planner override: not kept), ``synchronous_commit = off`` and
 ``temp_buffers = 128MB`` (within noise). Not tried: ``kind`` in ``hits_visitor_day`` (makes
-the slow path's reads index-only, −0.4 s per 300k, at a cost on every ingested hit);
-running a batch's computation outside the write lock (needs one connection across two
-transactions, which the store's pool does not hand out).
+the slow path's reads index-only, −0.4 s per 300k, at a cost on every ingested hit).
+Measured and dropped with two parts (2026-12-02): splitting by visitor (the parts then add
+to the same dimension rows: the daily and monthly upserts doubled, 0.26 → 0.48 s);
+``synchronous = NORMAL`` for the rollup's commits (no difference: the 65-70 ms of a
+150k-row batch's COMMIT are its WAL writes, not the fsync); ``mmap_size`` for ``xfer``
+(no difference).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from collector import rollup_sql as sql
 from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
-from collector.store import Database, Params, Queries
+from collector.store import Database, Params, Queries, Row
 
 BATCH_PAUSE_S = 0.005  # SQLite: between batches, the lock is free for group commit
+SPLIT_MIN = 20_000  # SQLite: batches of at least this many ids are computed in two parts,
+PARTS, MINE = 16, 7  # the batch's connection taking sites 0-6 modulo 16 (it also applies)
 BATCH = 150_000  # SQLite: one batch holds the write lock (~1 s here), so ingest waits for it
 BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
                           # each monthly row once instead of once per batch
@@ -293,37 +319,25 @@ def cut_sessions(rows: list[tuple]) -> list[tuple]:
     return out
 
 
-async def _hits_batch(
-    q: Queries, dialect: str, lo: int, hi: int, min_day: str, session_hi: int | None,
-    report: RollupReport,
-) -> None:
-    """Roll hits (lo, hi] into the tables. The visits of the visitor-days they touch are
-    recomputed from every hit up to ``session_hi`` (>= hi; a rebuild), else up to hi."""
-    rebuilding = session_hi is not None
-    p = {"lo": lo, "hi": hi, "min_day": min_day, "session_hi": hi if session_hi is None
-         else session_hi}
+async def _visits(q: Queries, dialect: str, p: dict[str, Any], rebuilding: bool) -> Row:
+    """Steps 1-4 of a batch for the hits of one part (``p``: parts, first, last), into this
+    connection's work tables only; returns the part's :data:`rollup_sql.SUMMARY`."""
     await q.execute_all([
         *await _prepare(q, dialect),
         (sql.VISITOR_DAYS_SQLITE if dialect == "sqlite" else sql.VISITOR_DAYS, p),
         (sql.SITE_DAYS, None),
         (sql.MARK_OLD_REBUILD if rebuilding else sql.MARK_OLD, p),
         # ORDER_KEY cannot name entry/exit hits above ID_SPAN: all take the exact slow path
-        *([("UPDATE rollup_vd SET old = 1", None)] if hi >= sql.ID_SPAN else []),
+        *([("UPDATE rollup_vd SET old = 1", None)] if p["hi"] >= sql.ID_SPAN else []),
     ])
     summary = await q.fetch_one(sql.SUMMARY)
     assert summary is not None
-    report.hits += int(summary["hits"])
-    report.visitor_days += int(summary["visitor_days"])
     steps: list[tuple[str, Params]] = [(sql.FAST_VISITS, p)]
     if summary["slow"]:
         steps.append((sql.SLOW_VISITOR_DAYS, None))
         if summary["old"]:
-            await q.execute_all([*steps, (sql.OLD_VISITS, None)])
-            old = await q.fetch_rows(sql.OLD_VISITOR_DAYS)
-            await q.execute_many(sql.DELETE_VISITS, [
-                {"site_id": site, "day": day, "visitor": visitor} for site, day, visitor in old])
-        else:
-            await q.execute_all(steps)
+            steps.append((sql.OLD_VISITS, None))
+        await q.execute_all(steps)
         steps = []
         if dialect == "sqlite":
             rows = await q.fetch_rows(sql.SLOW_HITS_SQLITE, p)
@@ -334,16 +348,38 @@ async def _hits_batch(
         rows.sort()  # session order: site, day, visitor, ts, id
         await q.insert_rows("rollup_sv", sql.SV_COLUMNS, cut_sessions(rows))
         steps.append((sql.SLOW_VISITS, None))
-    await q.execute_all([
-        *steps,
-        (sql.ADD_VISITS if dialect == "sqlite" else sql.ADD_VISITS_POSTGRES, None),
-        *((statement, p) for statement in sql.dimension_sql(dialect)),
-        *((statement, None) for statement in sql.apply_sql(dialect)),
-        (sql.SITE_DAY, None),
-        (sql.DVC, p),
-    ])
+    await q.execute_all([*steps, *((statement, p) for statement in sql.dimension_sql(dialect)),
+                         (sql.DVC_PART, p)])
+    return summary
+
+
+async def _other_part(q: Queries, p: dict[str, Any], rebuilding: bool) -> Row:
+    """Steps 1-4 of the other part of a split batch, on the connection beside: its
+    results copied to ``xfer`` for the batch's connection, its work tables emptied."""
+    summary = await _visits(q, "sqlite", p, rebuilding)
+    await q.execute_all([(statement, None) for statement in sql.EXPORT]
+                        + [(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
+    return summary
+
+
+async def _apply(
+    q: Queries, dialect: str, summary: Row, report: RollupReport,
+    source: Callable[[str], str] = lambda statement: statement,
+) -> None:
+    """Step 5 for one part: its visits and dimension deltas into the tables. ``source``
+    turns a statement into one that reads the part's results (its own work tables, or
+    the other part's copies in ``xfer``)."""
+    report.hits += int(summary["hits"])
+    report.visitor_days += int(summary["visitor_days"])
+    if summary["old"]:  # the visits being replaced (in rollup_bv with sign -1)
+        old = await q.fetch_rows(source(sql.OLD_VISITOR_DAYS))
+        await q.execute_many(sql.DELETE_VISITS, [
+            {"site_id": site, "day": day, "visitor": visitor} for site, day, visitor in old])
+    add_visits = sql.ADD_VISITS if dialect == "sqlite" else sql.ADD_VISITS_POSTGRES
+    await q.execute_all([(source(statement), None) for statement in
+                         (add_visits, *sql.apply_sql(dialect), sql.SITE_DAY, sql.DVC)])
     if summary["old"]:  # visits were replaced: values they no longer reach may be all zero
-        shrunk = await q.fetch_rows(sql.SHRUNK)
+        shrunk = await q.fetch_rows(source(sql.SHRUNK))
         if shrunk:
             await q.execute_many(sql.DROP_ZERO, [
                 {"site_id": s, "dimension": d, "day": day, "value": v}
@@ -351,10 +387,56 @@ async def _hits_batch(
             await q.execute_many(sql.DROP_ZERO_MONTH, [
                 {"site_id": s, "dimension": d, "month": m, "value": v}
                 for s, d, m, v in sorted({(s, d, day[:7], v) for s, d, day, v in shrunk})])
+
+
+async def _at_least(q: Queries, p: dict[str, Any], n: int) -> bool:
+    """Whether the batch holds ``n`` hits or more (ids have gaps); reads at most ``n`` ids."""
+    row = await q.fetch_one("SELECT COUNT(*) AS n FROM (SELECT 1 FROM hits "
+                            "WHERE id > :lo AND id <= :hi LIMIT :n) AS b", {**p, "n": n})
+    return row is not None and row["n"] >= n
+
+
+async def _hits_batch(
+    q: Queries, db: Database, lo: int, hi: int, min_day: str, session_hi: int | None,
+    report: RollupReport,
+) -> None:
+    """Roll hits (lo, hi] into the tables. The visits of the visitor-days they touch are
+    recomputed from every hit up to ``session_hi`` (>= hi; a rebuild), else up to hi."""
+    dialect, rebuilding = db.dialect, session_hi is not None
+    p = {"lo": lo, "hi": hi, "min_day": min_day, "session_hi": hi if session_hi is None
+         else session_hi, "parts": 1, "first": 0, "last": 1}
+    split = dialect == "sqlite" and hi - lo >= SPLIT_MIN and await _at_least(q, p, SPLIT_MIN)
+    theirs: Row | None = None
+    async with db.beside() if split else contextlib.nullcontext() as side:
+        if side is None:
+            await _apply(q, dialect, await _visits(q, dialect, p, rebuilding), report)
+        else:  # two parts: sites [0, MINE) and [MINE, PARTS) modulo PARTS (see "Two parts")
+            other = asyncio.create_task(_other_part(
+                side, {**p, "parts": PARTS, "first": MINE, "last": PARTS}, rebuilding))
+            try:
+                mine = await _visits(q, dialect, {**p, "parts": PARTS, "first": 0, "last": MINE},
+                                     rebuilding)
+                await _apply(q, dialect, mine, report)
+            finally:  # the other part ends (and commits) before its results are read
+                await asyncio.wait([other])
+            theirs = other.result()
+    if theirs is not None:
+        await _apply(q, dialect, theirs, report, sql.shared)
     if dialect == "sqlite":  # empty the work tables now, so that the next batch on this
         # connection (the minutely run's small one) does not pay for clearing this one's
         # rows (12 ms after a 150k-row batch); _prepare empties them too, after a failure
-        await q.execute_all([(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
+        await q.execute_all([(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES]
+                            + [(statement, None) for statement in sql.CLEAR_SHARED
+                               if theirs is not None])
+
+
+async def _shared_tables(db: Database) -> None:
+    """SQLite: make the tables of ``xfer`` (:func:`_parts`) if this database has not yet."""
+    if db.dialect != "sqlite":
+        return
+    found = await db.fetch_one("SELECT COUNT(*) AS n FROM xfer.sqlite_master")
+    if found is None or found["n"] < len(sql.SHARED):
+        await db.execute_all([(ddl, None) for ddl in sql.SHARED_DDL])
 
 
 async def _upper_bound(db: Database, table: str, lo: int, now_ms: int) -> int:
@@ -368,12 +450,12 @@ async def _watermark(db: Database, name: str) -> int:
 
 
 async def _batch(
-    q: Queries, dialect: str, name: str, lo: int, hi: int, min_day: str,
+    q: Queries, db: Database, name: str, lo: int, hi: int, min_day: str,
     session_hi: int | None, report: RollupReport,
 ) -> None:
     """Roll rows (lo, hi] of ``name`` up (see :func:`_hits_batch`)."""
     if name == "hits":
-        await _hits_batch(q, dialect, lo, hi, min_day, session_hi, report)
+        await _hits_batch(q, db, lo, hi, min_day, session_hi, report)
         return
     p = {"lo": lo, "hi": hi, "min_day": min_day}
     cnt = await q.fetch_one(
@@ -399,12 +481,12 @@ async def _run_table(
     start = await _watermark(db, name)
     top = await _upper_bound(db, name, start, now_ms)
     while True:
-        async with db.transaction() as q:
+        async with db.transaction(deferred=True) as q:  # see _parts
             lo = await _lock_watermark(q, name, now_ms)
             hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
                 break
-            await _batch(q, db.dialect, name, lo, hi, "", None, report)
+            await _batch(q, db, name, lo, hi, "", None, report)
             await _set_watermark(q, name, hi)
         report.batches += 1
         if progress is not None:
@@ -435,6 +517,7 @@ async def rollup(
     now_ms = int(time.time() * 1000)
     batch = min(batch or default_batch(db.dialect), sql.MAX_BATCH)
     report = RollupReport()
+    await _shared_tables(db)
     await _run_table(db, "hits", report, batch, progress, now_ms)
     await _run_table(db, "dossiers", report, batch, progress, now_ms)
     report.hits_watermark = await _watermark(db, "hits")
@@ -484,10 +567,10 @@ async def rebuild(
             {"since": since, "top": top})
         start = lo = int(first["m"]) - 1 if first and first["m"] is not None else top
         while lo < top:
-            async with db.transaction() as q:
+            async with db.transaction(deferred=True) as q:  # see _parts
                 current = await _lock_watermark(q, name, now_ms)
                 hi = await _next_hi(q, name, lo, top, batch)
-                await _batch(q, db.dialect, name, lo, hi, since, current, report)
+                await _batch(q, db, name, lo, hi, since, current, report)
             report.batches += 1
             lo = hi
             if progress is not None:

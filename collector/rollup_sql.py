@@ -2,10 +2,13 @@
 
 Portable SQL (SQLite ≥ 3.40, PostgreSQL 15) with ``:name`` parameters, except the work
 tables' DDL and the one statement SQLite runs differently (:data:`VISITOR_DAYS_SQLITE`).
-Work tables are TEMP tables of the rollup's connection (no WAL, no disk), emptied per batch.
+Work tables are TEMP tables of the rollup's connection (no WAL, no disk), emptied per batch;
+a split batch's second part passes its results on in ``xfer`` (section 4).
 """
 
 from __future__ import annotations
+
+import re
 
 GAP_MS = 30 * 60 * 1000
 TZ_OFFSET_MS = 7 * 3600 * 1000
@@ -96,6 +99,11 @@ _WORK = {
     # four, costs ~25 % less); copied to rollup_dd once per path
     "rollup_pv": ("site_id {i} NOT NULL, day {t} NOT NULL, path {t} NOT NULL, "
                   "n {i} NOT NULL", "site_id, day, path"),
+    # DVC steps and ratings per service (DVC_PART), applied to rollup_dvc
+    "rollup_dvcd": ("site_id {i} NOT NULL, day {t} NOT NULL, service {t} NOT NULL, "
+                    "views {i} NOT NULL, submissions {i} NOT NULL, other_steps {i} NOT NULL, "
+                    "ratings {i} NOT NULL, rating_sum {i} NOT NULL, ratings_good {i} NOT NULL",
+                    ""),
     # dimension deltas, applied to rollup_dimensions and rollup_dimensions_month
     "rollup_dd": ("site_id {i} NOT NULL, dimension {t} NOT NULL, day {t} NOT NULL, "
                   "value {t} NOT NULL, " + _METRICS, "site_id, dimension, day, value"),
@@ -137,19 +145,23 @@ _C2 = (f"CASE kind WHEN 'event' THEN 1 WHEN 'dvc' THEN 1 WHEN 'rating' THEN 1 "
 
 _VD_COLUMNS = "site_id, day, visitor, c1, c2, t0, t1, e, x"
 _BATCH_HITS = "FROM hits WHERE id > :lo AND id <= :hi AND day >= :min_day"
+# the batch's hits of one part: sites whose id modulo ``:parts`` is in [:first, :last)
+# (1, 0, 1: every hit). By site, so that two parts never add to the same rollup row.
+_PART_HITS = (f"{_BATCH_HITS} AND site_id % :parts >= :first "
+              "AND site_id % :parts < :last")
 
 VISITOR_DAYS = f"""
 INSERT INTO rollup_vd ({_VD_COLUMNS})
 SELECT site_id, day, visitor, SUM({_C1}), SUM({_C2}),
   MIN(ts), MAX(ts), MIN({ORDER_KEY}), MAX({ORDER_KEY})
-{_BATCH_HITS} GROUP BY site_id, day, visitor
+{_PART_HITS} GROUP BY site_id, day, visitor
 """
 
 # SQLite sorts for GROUP BY; upserting each hit into the keyed temp table is cheaper
 VISITOR_DAYS_SQLITE = f"""
 INSERT INTO rollup_vd ({_VD_COLUMNS})
 SELECT site_id, day, visitor, {_C1}, {_C2}, ts, ts, {ORDER_KEY}, {ORDER_KEY}
-{_BATCH_HITS}
+{_PART_HITS}
 ON CONFLICT (site_id, day, visitor) DO UPDATE SET
   c1 = c1 + excluded.c1, c2 = c2 + excluded.c2,
   t0 = min(t0, excluded.t0), t1 = max(t1, excluded.t1),
@@ -296,7 +308,7 @@ _DIM_ROWS = [  # one row per (visit or page view, dimension), before summing
     *(f"SELECT site_id, '{name}', day, {col}, visits, pageviews, bounces, duration_ms "
       f"FROM {table} WHERE 1 = 1"
       for table, names in _GROUPED.items() for col, name in zip("abc", names, strict=True)),
-    f"SELECT site_id, 'page', day, path, 0, 1, 0, 0 {_BATCH_HITS} AND kind = 'pageview'",
+    f"SELECT site_id, 'page', day, path, 0, 1, 0, 0 {_PART_HITS} AND kind = 'pageview'",
 ]
 
 
@@ -306,7 +318,7 @@ def _upsert(table: str, key: str, columns: tuple[str, ...]) -> str:
 
 
 PAGES_SQLITE = (
-    f"INSERT INTO rollup_pv (site_id, day, path, n) SELECT site_id, day, path, 1 {_BATCH_HITS} "
+    f"INSERT INTO rollup_pv (site_id, day, path, n) SELECT site_id, day, path, 1 {_PART_HITS} "
     "AND kind = 'pageview' ON CONFLICT (site_id, day, path) DO UPDATE SET n = n + 1"
 )
 
@@ -414,9 +426,12 @@ DROP_ZERO_MONTH = (
     f"AND dimension = :dimension AND month = :month AND value = :value AND {_ZERO}"
 )
 
-DVC = f"""
-INSERT INTO rollup_dvc (site_id, day, service, views, submissions, other_steps, ratings,
-                        rating_sum, ratings_good)
+_DVC_COLUMNS = ("views", "submissions", "other_steps", "ratings", "rating_sum",
+                "ratings_good")
+_DVC_ALL = f"site_id, day, service, {', '.join(_DVC_COLUMNS)}"
+# per part: the batch's DVC steps and ratings summed into rollup_dvcd, then added to rollup_dvc
+DVC_PART = f"""
+INSERT INTO rollup_dvcd ({_DVC_ALL})
 SELECT site_id, day, dvc_service,
   SUM(CASE WHEN kind = 'dvc' AND dvc_state = -1 THEN 1 ELSE 0 END),
   SUM(CASE WHEN kind = 'dvc' AND dvc_state = 1 THEN 1 ELSE 0 END),
@@ -424,11 +439,11 @@ SELECT site_id, day, dvc_service,
   SUM(CASE WHEN kind = 'rating' THEN 1 ELSE 0 END),
   SUM(CASE WHEN kind = 'rating' THEN CAST(e_v AS INTEGER) ELSE 0 END),
   SUM(CASE WHEN kind = 'rating' AND e_v >= 4 THEN 1 ELSE 0 END)
-{_BATCH_HITS} AND kind IN ('dvc', 'rating')
+{_PART_HITS} AND kind IN ('dvc', 'rating')
 GROUP BY site_id, day, dvc_service
-{_upsert("rollup_dvc", "site_id, day, service", ("views", "submissions", "other_steps",
-                                                 "ratings", "rating_sum", "ratings_good"))}
 """
+DVC = (f"INSERT INTO rollup_dvc ({_DVC_ALL}) SELECT {_DVC_ALL} FROM rollup_dvcd WHERE 1 = 1"
+       + _upsert("rollup_dvc", "site_id, day, service", _DVC_COLUMNS))
 
 _DOSSIER_METRICS = ("events", "received", "received_online", "received_in_person",
                     "full_online", "paid_online", "paid_in_person", "results")
@@ -446,3 +461,24 @@ FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day
 GROUP BY site_id, day, service
 {_upsert("rollup_dossiers", "site_id, day, service", _DOSSIER_METRICS)}
 """
+
+
+# -- 4. the other part of a split batch ------------------------------------------------
+
+# SQLite splits a big batch in two parts by visitor, computed at the same time on two
+# connections (collector/rollup.py, "Two parts"). The second copies what the apply steps
+# read into ``xfer``, an in-memory database its pooled connections share; the batch's
+# connection runs those steps over its own work tables, then over these copies.
+SHARED = ("rollup_bv", "rollup_dd", "rollup_dvcd", "rollup_g4", "rollup_vd")
+# made once, before any batch uses them: a schema change while the other connection
+# compiles statements would fail them ("database schema is locked")
+SHARED_DDL = [f"CREATE TABLE IF NOT EXISTS xfer.{table} "
+              f"({_WORK[table][0].format(i='INTEGER', t='TEXT')})" for table in SHARED]
+EXPORT = [f"INSERT INTO xfer.{table} SELECT * FROM temp.{table}" for table in SHARED]
+CLEAR_SHARED = [f"DELETE FROM xfer.{table}" for table in SHARED]
+_SHARED_NAME = re.compile(r"\b(" + "|".join(SHARED) + r")\b")
+
+
+def shared(statement: str) -> str:
+    """``statement`` reading the other part's copies instead of this connection's tables."""
+    return _SHARED_NAME.sub(r"xfer.\1", statement)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
+import pytest
 from hitrows import dvc, hit, rating
 
+from collector import rollup as rollup_module
 from collector.rollup import classify_source, rebuild, rollup
 from collector.rollup_sql import ID_SPAN
 from collector.store import Database
@@ -205,3 +208,26 @@ async def test_store_bulk_helpers_the_rollup_uses(db: Database) -> None:
     await db.insert_rows("bulk_t", ("a", "b"), [])
     assert await db.fetch_rows("SELECT a, b FROM bulk_t ORDER BY a") == [
         (1, "x"), (2, "y"), (3, "z")]
+
+
+async def test_two_parts_survive_a_killed_child(db: Database) -> None:
+    """The child process of a split batch killed between runs: the next split batch starts
+    a new one, and the tables are those one connection computes."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL never splits a batch")
+    late = hit(47, "2026-03-01 10:15", 1, path="/late")  # merges visitor 1's visits
+    with patch.object(rollup_module, "SPLIT_MIN", 1):
+        await db.write_batch(DAY + [hit(48, "2026-03-01 09:00", 7, path="/x")], [])
+        await rollup(db)
+        child = db._child  # type: ignore[attr-defined]
+        assert child is not None and not child.dead()
+        child._proc.kill()
+        child._proc.wait()
+        await db.write_batch([late], [])
+        report = await rollup(db)
+        assert report.hits == 1 and db._child is not child  # type: ignore[attr-defined]
+    split = {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
+             for t in ("rollup_site_day", "rollup_dimensions", "rollup_dvc", "visits")}
+    await rebuild(db, "2026-03-01")  # one part (below SPLIT_MIN): recounts those days
+    assert {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
+            for t in split} == split

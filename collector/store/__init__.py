@@ -54,7 +54,16 @@ class Queries(Protocol):
 class Database(Queries, Protocol):
     dialect: str  # "sqlite" | "postgres"
 
-    def transaction(self) -> AbstractAsyncContextManager[Queries]: ...
+    def transaction(self, deferred: bool = False) -> AbstractAsyncContextManager[Queries]:
+        """One transaction; ``deferred`` (SQLite): its first statement must write, and
+        takes the lock (see ``SQLiteDatabase.transaction``)."""
+
+    def beside(self) -> AbstractAsyncContextManager[Queries | None]:
+        """SQLite: one more connection, in a child process, reading what is committed
+        while a pooled one holds a transaction, for work done on both at once (the
+        rollup's two parts); it writes only its TEMP tables and ``xfer``, a scratch
+        database the pooled connections attach. None while another caller has it, and
+        always on PostgreSQL (whose rollup is one connection's work)."""
 
     async def write_batch(
         self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]

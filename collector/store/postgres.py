@@ -303,9 +303,15 @@ class PostgresDatabase:
             await _Queries(conn).insert_rows(table, columns, rows)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Queries]:
+    async def transaction(self, deferred: bool = False) -> AsyncIterator[_Queries]:
+        """One transaction on one pooled connection (``deferred`` is SQLite's: a no-op)."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield _Queries(conn)
+
+    @asynccontextmanager
+    async def beside(self) -> AsyncIterator[None]:
+        """None: a rollup batch is one connection's work here (see the contract)."""
+        yield None
 
     # -- rollup support ----------------------------------------------------------------
 

@@ -23,6 +23,15 @@ the lock there (:func:`_waiting`), so the loop never waits for a lock. WAL
 auto-checkpoints run in whichever connection commits past 1,000 pages, the writer's
 included (a few ms).
 
+:meth:`SQLiteDatabase.beside` is one more connection, in a child process
+(``collector/store/child.py``), for the rollup's second part of a big batch; what it
+computes reaches the pooled connections through ``xfer``, a scratch file (no journal, no
+fsync) that each of them attaches. A pooled connection holds ``xfer``'s lock only inside a
+transaction that holds the main database's write lock first (``BEGIN IMMEDIATE`` takes
+both in that order; the rollup's deferred one uses ``xfer`` only after the child is done),
+and the child writes it only while the rollup holds that lock: so nothing else can hold
+``xfer`` then.
+
 ``synchronous=FULL`` in WAL mode: a commit is on disk before it returns, so an
 acknowledged hit survives a power cut, not only a crash. Group commit pays for it.
 """
@@ -30,11 +39,19 @@ acknowledged hit survives a power cut, not only a crash. Group commit pays for i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pickle
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from collector.store import HIT_COLUMNS, Params, Row, migration_files
@@ -117,28 +134,39 @@ _ADD_DROPPED = (
 )
 
 
+def connect(path: str, busy_ms: int = BUSY_MS, shared: str = "") -> sqlite3.Connection:
+    """A connection as every one of this store is set up; ``shared``: the file attached as
+    ``xfer`` (:meth:`SQLiteDatabase.beside`)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # rollups' sorts and TEMP work tables in memory; set here, outside any transaction
+    # (inside one SQLite refuses to change it once the temp database is open)
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+    if shared:  # scratch data passed between processes: no journal, no fsync
+        conn.execute("ATTACH DATABASE ? AS xfer", (shared,))
+        conn.execute("PRAGMA xfer.journal_mode = OFF")
+        conn.execute("PRAGMA xfer.synchronous = OFF")
+    return conn
+
+
 class _Connection:
     """A sqlite3 connection bound to one thread; ``busy_ms`` is how long its statements
     wait for another connection's write lock."""
 
-    def __init__(self, path: str, busy_ms: int = BUSY_MS) -> None:
+    def __init__(self, path: str, busy_ms: int = BUSY_MS, shared: str = "") -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._path = path
         self._busy_ms = busy_ms
+        self._shared = shared
         self.conn: sqlite3.Connection | None = None
 
     def _open(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # rollups' sorts and TEMP work tables in memory; set here, outside any transaction
-        # (inside one SQLite refuses to change it once the temp database is open)
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        self.conn = conn
+        self.conn = connect(self._path, self._busy_ms, self._shared)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -209,7 +237,11 @@ class SQLiteDatabase:
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer = _Connection(path, busy_ms=0)  # see the module docstring
-        self._all = [_Connection(path) for _ in range(POOL_SIZE)]
+        self._scratch = tempfile.mkdtemp(prefix="giamsat-xfer-")
+        self._shared = os.path.join(self._scratch, "xfer.db")
+        self._all = [_Connection(path, shared=self._shared) for _ in range(POOL_SIZE)]
+        self._child: _Child | None = None
+        self._child_busy = False
         self._pool: asyncio.Queue[_Connection] = asyncio.Queue()
         for c in self._all:
             self._pool.put_nowait(c)
@@ -270,16 +302,55 @@ class SQLiteDatabase:
         return await self.horizon("hits")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Queries]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on one pooled connection; rolls back on error."""
+    async def transaction(self, deferred: bool = False) -> AsyncIterator[_Queries]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on one pooled connection; rolls back on error.
+
+        ``deferred``: ``BEGIN`` instead, and the first statement must write to the main
+        database: it takes the write lock then, waiting for it as IMMEDIATE would (no
+        snapshot is held yet). IMMEDIATE locks every attached database, ``xfer`` too, for
+        the whole transaction; deferred, ``xfer`` is locked only once this transaction
+        uses it, so that the connection :meth:`beside` can write it meanwhile."""
         async with self._borrow() as conn:
-            await conn.run(lambda c: c.execute("BEGIN IMMEDIATE"))
+            begin = "BEGIN" if deferred else "BEGIN IMMEDIATE"
+            await conn.run(lambda c: c.execute(begin))
             try:
                 yield _Queries(conn)
             except BaseException:
                 await conn.run(lambda c: c.execute("ROLLBACK"))
                 raise
             await conn.run(lambda c: c.execute("COMMIT"))
+
+    @asynccontextmanager
+    async def beside(self) -> AsyncIterator[_ChildQueries | None]:
+        """A connection in a child process, in a read transaction (a snapshot of what is
+        committed), for work done while a pooled connection holds a transaction: it
+        writes only its TEMP tables and ``xfer``, a scratch file every connection of this
+        database attaches (the pooled one reads it after the block, when this one has
+        committed). A process, not a thread: two threads of one process running SQLite
+        at once run slower than one after the other here (SQLite's global memory and
+        page-cache mutexes; measured with two connections to two files, pure SQL).
+        None while another caller holds it: it never waits."""
+        if self._child_busy:
+            yield None
+            return
+        self._child_busy = True
+        try:
+            if self._child is not None and self._child.dead():  # killed, or failed a call
+                await asyncio.get_running_loop().run_in_executor(None, self._child.close)
+                self._child = None
+            if self._child is None:
+                self._child = _Child(self.path, self._shared)
+            q = _ChildQueries(self._child)
+            await q.execute_all([("BEGIN", None)])
+            try:
+                yield q
+            except BaseException:
+                if not self._child.dead():
+                    await q.execute_all([("ROLLBACK", None)])
+                raise
+            await q.execute_all([("COMMIT", None)])
+        finally:
+            self._child_busy = False
 
     async def write_batch(
         self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]
@@ -342,3 +413,87 @@ class SQLiteDatabase:
         await self._writer.close()
         for c in self._all:
             await c.close()
+        if self._child is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._child.close)
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+class _Child:
+    """One connection in a child process (``python -m collector.store.child``), driven
+    over its stdin/stdout with pickled calls; used from one thread at a time."""
+
+    def __init__(self, path: str, shared: str) -> None:
+        here = str(Path(__file__).resolve().parents[2])  # where `collector` is imported from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "collector.store.child", path, shared],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-child")
+
+    def dead(self) -> bool:
+        return self._proc.poll() is not None
+
+    def _call(self, op: str, args: tuple[Any, ...]) -> Any:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            pickle.dump((op, args), self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+            ok, result = pickle.load(self._proc.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError) as e:
+            self._proc.kill()
+            raise sqlite3.OperationalError(f"rollup child process failed: {e!r}") from e
+        if not ok:
+            raise sqlite3.OperationalError(result)
+        return result
+
+    async def call(self, op: str, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._call, op, args)
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            with contextlib.suppress(OSError):  # a dead child's pipe
+                self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._executor.shutdown(wait=True)
+
+
+class _ChildQueries:
+    """The query methods, run by the child's connection."""
+
+    def __init__(self, child: _Child) -> None:
+        self._child = child
+
+    async def fetch_all(self, sql: str, params: Params = None) -> list[Row]:
+        return await self._child.call("fetch_all", sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
+        rows = await self._child.call("fetch_all", sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Params = None) -> int:
+        return await self._child.call("execute", sql, params)
+
+    async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        await self._child.call("execute_many", sql, [dict(r) for r in rows])
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        await self._child.call("execute_all", list(statements))
+
+    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        return await self._child.call("fetch_rows", sql, params)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        await self._child.call("insert_rows", table, list(columns), list(rows))
+
+    async def advisory_lock(self, name: str) -> None:
+        """Nothing to do (see :class:`_Queries`)."""
