@@ -85,8 +85,9 @@ computed at ingest. Where the two engines differ in what is cheap, the statement
 (``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
 
 Speed — bench/rollup.py, 2026-12-02 afternoon (quiet machine), with two parts: full
-rollup 198-200k events/s (1.50 s; 137k/s in one part on the same minutes: 2.18 s), CPU
-1.4 s here plus ~0.9 s in the child. Figures below this paragraph are of one part.
+rollup 198-200k events/s (1.50 s, CPU 1.4 s in this process; one part, minutes before:
+131-137k/s, 2.18-2.29 s); at load 1.3 171-178k/s, CPU 1.53-1.59 s here + 1.13-1.18 s in
+the child. Figures below this paragraph are of one part.
 
 Speed — bench/rollup.py, 300k events over 200 sites × 10 days (150 events per site-day:
 ~87k visits, ~180k daily and ~34k monthly dimension rows — the worst case for rows per
@@ -186,9 +187,11 @@ per 300k events, but a planner override: not kept), ``synchronous_commit = off``
 the slow path's reads index-only, −0.4 s per 300k, at a cost on every ingested hit).
 Measured and dropped with two parts (2026-12-02): splitting by visitor (the parts then add
 to the same dimension rows: the daily and monthly upserts doubled, 0.26 → 0.48 s);
-``synchronous = NORMAL`` for the rollup's commits (no difference: the 65-70 ms of a
-150k-row batch's COMMIT are its WAL writes, not the fsync); ``mmap_size`` for ``xfer``
-(no difference).
+the monthly deltas summed in a keyed work table first, so that the second part does that
+in parallel and the batch's connection upserts fewer month rows (176-180k vs 180-186k
+events/s, 3 interleaved runs each); ``synchronous = NORMAL`` for the rollup's commits
+(no difference: the 65-70 ms of a 150k-row batch's COMMIT are its WAL writes, not the
+fsync); ``mmap_size`` for ``xfer`` (no difference).
 """
 
 from __future__ import annotations
