@@ -209,7 +209,7 @@ from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
 from collector.store import Database, Params, Queries, Row
 
 BATCH_PAUSE_S = 0.005  # SQLite: between batches, the lock is free for group commit
-SPLIT_MIN = 20_000  # SQLite: batches of at least this many ids are computed in two parts,
+SPLIT_MIN = 20_000  # SQLite: batches of at least this many hits are computed in two parts,
 PARTS, MINE = 16, 7  # the batch's connection taking sites 0-6 modulo 16 (it also applies)
 BATCH = 150_000  # SQLite: one batch holds the write lock (~1 s here), so ingest waits for it
 BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
@@ -434,7 +434,7 @@ async def _hits_batch(
 
 
 async def _shared_tables(db: Database) -> None:
-    """SQLite: make the tables of ``xfer`` (:func:`_parts`) if this database has not yet."""
+    """SQLite: make the tables of ``xfer`` (two parts, :func:`_hits_batch`) if missing."""
     if db.dialect != "sqlite":
         return
     found = await db.fetch_one("SELECT COUNT(*) AS n FROM xfer.sqlite_master")
@@ -484,7 +484,7 @@ async def _run_table(
     start = await _watermark(db, name)
     top = await _upper_bound(db, name, start, now_ms)
     while True:
-        async with db.transaction(deferred=True) as q:  # see _parts
+        async with db.transaction(deferred=True) as q:  # two parts: see _hits_batch
             lo = await _lock_watermark(q, name, now_ms)
             hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
@@ -570,7 +570,7 @@ async def rebuild(
             {"since": since, "top": top})
         start = lo = int(first["m"]) - 1 if first and first["m"] is not None else top
         while lo < top:
-            async with db.transaction(deferred=True) as q:  # see _parts
+            async with db.transaction(deferred=True) as q:  # two parts: see _hits_batch
                 current = await _lock_watermark(q, name, now_ms)
                 hi = await _next_hi(q, name, lo, top, batch)
                 await _batch(q, db, name, lo, hi, since, current, report)

@@ -442,6 +442,7 @@ class _Child:
             ok, result = pickle.load(self._proc.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as e:
             self._proc.kill()
+            self._proc.wait()  # dead() from now on: the next beside() starts a new child
             raise sqlite3.OperationalError(f"rollup child process failed: {e!r}") from e
         if not ok:
             raise sqlite3.OperationalError(result)
