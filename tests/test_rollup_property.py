@@ -64,6 +64,18 @@ async def reset(db: Database) -> None:
         await q.execute("UPDATE rollup_watermarks SET last_id = 0")
 
 
+async def arrive_in_cuts(db: Database, rows: list, cuts: list[int], batch: int) -> None:
+    """The rows written in runs of ``cuts`` sizes (cycled), a rollup in ``batch``-row
+    batches after each run."""
+    i = 0
+    for n in cuts * (len(rows) // sum(cuts) + 1):
+        if i >= len(rows):
+            break
+        await db.write_batch(rows[i:i + n], [])
+        i += n
+        await rollup(db, batch=batch)
+
+
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(event, min_size=1, max_size=40),
@@ -79,13 +91,7 @@ async def test_one_run_equals_many_runs(db: Database, events: list, cuts: list[i
     once = await snapshot(db)
 
     await reset(db)
-    i = 0
-    for n in cuts * (len(rows) // sum(cuts) + 1):
-        if i >= len(rows):
-            break
-        await db.write_batch(rows[i:i + n], [])
-        i += n
-        await rollup(db, batch=batch)
+    await arrive_in_cuts(db, rows, cuts, batch)
     assert await rollup(db) is not None
     assert await snapshot(db) == once
     # the site totals agree with the visits kept
@@ -147,13 +153,7 @@ async def test_visits_match_a_plain_session_oracle(db: Database, events: list, c
     visits, cut in Python) together give the visits a plain computation gives."""
     rows = [to_row(e) for e in events]
     await reset(db)
-    i = 0
-    for n in cuts * (len(rows) // sum(cuts) + 1):
-        if i >= len(rows):
-            break
-        await db.write_batch(rows[i:i + n], [])
-        i += n
-        await rollup(db, batch=batch)
+    await arrive_in_cuts(db, rows, cuts, batch)
     hits = await db.fetch_all("SELECT id, site_id, day, visitor, ts, kind, path FROM hits")
     expected = session_oracle(hits)
     columns = ", ".join(expected[0]) if expected else "site_id"
@@ -195,12 +195,6 @@ async def test_two_parts_equal_one(db: Database, events: list, cuts: list[int],
     for split_min in (10**9, 1):
         with patch.object(rollup_module, "SPLIT_MIN", split_min):
             await reset(db)
-            i = 0
-            for n in cuts * (len(rows) // sum(cuts) + 1):
-                if i >= len(rows):
-                    break
-                await db.write_batch(rows[i:i + n], [])
-                i += n
-                await rollup(db, batch=batch)
+            await arrive_in_cuts(db, rows, cuts, batch)
             tables.append(await snapshot(db))
     assert tables[1] == tables[0]
