@@ -465,10 +465,11 @@ GROUP BY site_id, day, service
 
 # -- 4. the other part of a split batch ------------------------------------------------
 
-# SQLite splits a big batch in two parts by visitor, computed at the same time on two
-# connections (collector/rollup.py, "Two parts"). The second copies what the apply steps
-# read into ``xfer``, an in-memory database its pooled connections share; the batch's
-# connection runs those steps over its own work tables, then over these copies.
+# SQLite splits a big batch in two parts by site, computed at the same time on two
+# connections, the second in a child process (collector/rollup.py, "Two parts"). The second
+# copies what the apply steps read into ``xfer``, a scratch file every connection of the
+# store attaches; the batch's connection runs those steps over its own work tables, then
+# over these copies.
 SHARED = ("rollup_bv", "rollup_dd", "rollup_dvcd", "rollup_g4", "rollup_vd")
 # made once, before any batch uses them: a schema change while the other connection
 # compiles statements would fail them ("database schema is locked")

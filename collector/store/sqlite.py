@@ -175,6 +175,9 @@ class _Connection:
         assert self.conn is not None
         return await loop.run_in_executor(self._executor, fn, self.conn)
 
+    async def call(self, op: str, *args: Any) -> Any:
+        return await self.run(lambda c: OPERATIONS[op](c, *args))
+
     async def close(self) -> None:
         if self.conn is not None:
             conn = self.conn
@@ -182,50 +185,76 @@ class _Connection:
         self._executor.shutdown(wait=True)
 
 
-class _Queries:
-    """Query methods over one connection (used inside transactions)."""
+def _fetch_all(c: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
+    return [dict(r) for r in c.execute(sql, params or {})]
 
-    def __init__(self, conn: _Connection) -> None:
+
+def _fetch_one(c: sqlite3.Connection, sql: str, params: Params) -> Row | None:
+    r = c.execute(sql, params or {}).fetchone()
+    return dict(r) if r is not None else None
+
+
+def _execute(c: sqlite3.Connection, sql: str, params: Params) -> int:
+    return c.execute(sql, params or {}).rowcount
+
+
+def _execute_many(c: sqlite3.Connection, sql: str, rows: list[Mapping[str, Any]]) -> None:
+    c.executemany(sql, rows)
+
+
+def _execute_all(c: sqlite3.Connection, statements: Sequence[tuple[str, Params]]) -> None:
+    for sql, params in statements:
+        c.execute(sql, params or {})
+
+
+def _fetch_rows(c: sqlite3.Connection, sql: str, params: Params) -> list[tuple[Any, ...]]:
+    cur = c.execute(sql, params or {})
+    cur.row_factory = None  # plain tuples
+    return cur.fetchall()
+
+
+def _insert_rows(c: sqlite3.Connection, table: str, columns: Sequence[str],
+                 rows: Sequence[Sequence[Any]]) -> None:
+    c.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                  f"VALUES ({', '.join('?' for _ in columns)})", rows)
+
+
+# what a connection can be asked to do, by name: run by a pooled connection's thread, or
+# by the child process of SQLiteDatabase.beside (collector/store/child.py)
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    f.__name__[1:]: f for f in (_fetch_all, _fetch_one, _execute, _execute_many,
+                                _execute_all, _fetch_rows, _insert_rows)}
+
+
+class _Queries:
+    """Query methods over one connection (used inside transactions): a pooled one, or the
+    child process's (``call`` runs an operation of :data:`OPERATIONS` there)."""
+
+    def __init__(self, conn: _Connection | _Child) -> None:
         self._conn = conn
 
     async def fetch_all(self, sql: str, params: Params = None) -> list[Row]:
-        return await self._conn.run(lambda c: [dict(r) for r in c.execute(sql, params or {})])
+        return await self._conn.call("fetch_all", sql, params)
 
     async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
-        def one(c: sqlite3.Connection) -> Row | None:
-            r = c.execute(sql, params or {}).fetchone()
-            return dict(r) if r is not None else None
-
-        return await self._conn.run(one)
+        return await self._conn.call("fetch_one", sql, params)
 
     async def execute(self, sql: str, params: Params = None) -> int:
-        return await self._conn.run(lambda c: c.execute(sql, params or {}).rowcount)
+        return await self._conn.call("execute", sql, params)
 
     async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        rows = list(rows)
-        await self._conn.run(lambda c: c.executemany(sql, rows))
+        await self._conn.call("execute_many", sql, list(rows))
 
     async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
-        def run(c: sqlite3.Connection) -> None:
-            for sql, params in statements:
-                c.execute(sql, params or {})
-
-        await self._conn.run(run)
+        await self._conn.call("execute_all", statements)
 
     async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
-        def rows(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            cur = c.execute(sql, params or {})
-            cur.row_factory = None  # plain tuples
-            return cur.fetchall()
-
-        return await self._conn.run(rows)
+        return await self._conn.call("fetch_rows", sql, params)
 
     async def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
-               f"VALUES ({', '.join('?' for _ in columns)})")
-        await self._conn.run(lambda c: c.executemany(sql, rows))
+        await self._conn.call("insert_rows", table, columns, rows)
 
     async def advisory_lock(self, name: str) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already serialises writing transactions."""
@@ -321,7 +350,7 @@ class SQLiteDatabase:
             await conn.run(lambda c: c.execute("COMMIT"))
 
     @asynccontextmanager
-    async def beside(self) -> AsyncIterator[_ChildQueries | None]:
+    async def beside(self) -> AsyncIterator[_Queries | None]:
         """A connection in a child process, in a read transaction (a snapshot of what is
         committed), for work done while a pooled connection holds a transaction: it
         writes only its TEMP tables and ``xfer``, a scratch file every connection of this
@@ -340,7 +369,7 @@ class SQLiteDatabase:
                 self._child = None
             if self._child is None:
                 self._child = _Child(self.path, self._shared)
-            q = _ChildQueries(self._child)
+            q = _Queries(self._child)
             await q.execute_all([("BEGIN", None)])
             try:
                 yield q
@@ -464,37 +493,3 @@ class _Child:
         if self._proc.stdout is not None:
             self._proc.stdout.close()
         self._executor.shutdown(wait=True)
-
-
-class _ChildQueries:
-    """The query methods, run by the child's connection."""
-
-    def __init__(self, child: _Child) -> None:
-        self._child = child
-
-    async def fetch_all(self, sql: str, params: Params = None) -> list[Row]:
-        return await self._child.call("fetch_all", sql, params)
-
-    async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
-        rows = await self._child.call("fetch_all", sql, params)
-        return rows[0] if rows else None
-
-    async def execute(self, sql: str, params: Params = None) -> int:
-        return await self._child.call("execute", sql, params)
-
-    async def execute_many(self, sql: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        await self._child.call("execute_many", sql, [dict(r) for r in rows])
-
-    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
-        await self._child.call("execute_all", list(statements))
-
-    async def fetch_rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
-        return await self._child.call("fetch_rows", sql, params)
-
-    async def insert_rows(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
-        await self._child.call("insert_rows", table, list(columns), list(rows))
-
-    async def advisory_lock(self, name: str) -> None:
-        """Nothing to do (see :class:`_Queries`)."""
