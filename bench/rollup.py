@@ -124,7 +124,7 @@ async def server_cpu(db: Database) -> dict[int, float]:
 
 def child_cpu() -> dict[int, float]:
     """CPU seconds of each child process of this one (SQLite: the rollup's second part,
-    collector/store/child.py), read from /proc; empty where /proc lists no children."""
+    collector/store/sqlite_ops.py), read from /proc; empty where /proc lists no children."""
     out = {}
     for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
         try:

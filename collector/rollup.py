@@ -24,6 +24,9 @@ A batch, step by step:
 
 1. Its hits are summed per visitor-day (``rollup_vd``: counts, first/last ts, and the
    first/last hit by (ts, id) as MIN/MAX of one integer, ``rollup_sql.ORDER_KEY``).
+   SQLite first copies the part's hits into a narrow TEMP table (``rollup_h``) with one
+   filtered range scan; the visitor-day, page-view and DVC sums scan that copy (three
+   filtered scans of ``hits`` cost more: the filter on the site alone is ~90 ns a row).
 2. A visitor-day is *old* if hits outside the batch belong to it (already counted: a late
    hit, or a visit going on across batches); only visitor-days of site-days rolled up
    before need that index probe.
@@ -53,7 +56,10 @@ the rest at the same time on ``db.beside()``, a connection in a child process th
 its results into ``xfer`` (a scratch file all the store's connections attach). The batch's
 connection applies its own part (step 5) while the child finishes, then the child's from
 ``xfer`` (the same statements, reading ``xfer.*``: ``rollup_sql.shared``); its share is the
-smaller because it also applies both. A process, not a thread: two threads running
+smaller because it also applies both. The other part is a task that opens the connection
+beside, so the batch's connection starts at once while the child process starts (~20 ms:
+``collector/store/sqlite_ops.py``); when another caller holds that connection, the batch's
+connection computes the second part after the first. A process, not a thread: two threads running
 SQLite in one process ran slower together than one after the other here (SQLite's global
 memory and page-cache mutexes; two connections to two files, pure SQL: 0.25 s alone, 0.58
 s for two at once), a thread split gained 19 % wall for 16 % more CPU. The batch's
@@ -197,7 +203,6 @@ fsync); ``mmap_size`` for ``xfer`` (no difference).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -327,7 +332,8 @@ async def _visits(q: Queries, dialect: str, p: dict[str, Any], rebuilding: bool)
     connection's work tables only; returns the part's :data:`rollup_sql.SUMMARY`."""
     await q.execute_all([
         *await _prepare(q, dialect),
-        (sql.VISITOR_DAYS_SQLITE if dialect == "sqlite" else sql.VISITOR_DAYS, p),
+        *([(sql.PART_HITS_SQLITE, p), (sql.VISITOR_DAYS_SQLITE, None)] if dialect == "sqlite"
+          else [(sql.VISITOR_DAYS, p)]),
         (sql.SITE_DAYS, None),
         (sql.MARK_OLD_REBUILD if rebuilding else sql.MARK_OLD, p),
         # ORDER_KEY cannot name entry/exit hits above ID_SPAN: all take the exact slow path
@@ -352,17 +358,21 @@ async def _visits(q: Queries, dialect: str, p: dict[str, Any], rebuilding: bool)
         await q.insert_rows("rollup_sv", sql.SV_COLUMNS, cut_sessions(rows))
         steps.append((sql.SLOW_VISITS, None))
     await q.execute_all([*steps, *((statement, p) for statement in sql.dimension_sql(dialect)),
-                         (sql.DVC_PART, p)])
+                         (sql.DVC_PART_SQLITE if dialect == "sqlite" else sql.DVC_PART, p)])
     return summary
 
 
-async def _other_part(q: Queries, p: dict[str, Any], rebuilding: bool) -> Row:
-    """Steps 1-4 of the other part of a split batch, on the connection beside: its
-    results copied to ``xfer`` for the batch's connection, its work tables emptied."""
-    summary = await _visits(q, "sqlite", p, rebuilding)
-    await q.execute_all([(statement, None) for statement in sql.EXPORT]
-                        + [(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
-    return summary
+async def _other_part(db: Database, p: dict[str, Any], rebuilding: bool) -> Row | None:
+    """Steps 1-4 of the other part of a split batch, on the connection beside (None if
+    there is none free): its results copied to ``xfer`` for the batch's connection, its
+    work tables emptied."""
+    async with db.beside() as side:
+        if side is None:
+            return None
+        summary = await _visits(side, "sqlite", p, rebuilding)
+        await side.execute_all([(statement, None) for statement in sql.EXPORT]
+                               + [(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
+        return summary
 
 
 async def _apply(
@@ -410,21 +420,23 @@ async def _hits_batch(
          else session_hi, "parts": 1, "first": 0, "last": 1}
     split = dialect == "sqlite" and hi - lo >= SPLIT_MIN and await _at_least(q, p, SPLIT_MIN)
     theirs: Row | None = None
-    async with db.beside() if split else contextlib.nullcontext() as side:
-        if side is None:
-            await _apply(q, dialect, await _visits(q, dialect, p, rebuilding), report)
-        else:  # two parts: sites [0, MINE) and [MINE, PARTS) modulo PARTS (see "Two parts")
-            other = asyncio.create_task(_other_part(
-                side, {**p, "parts": PARTS, "first": MINE, "last": PARTS}, rebuilding))
-            try:
-                mine = await _visits(q, dialect, {**p, "parts": PARTS, "first": 0, "last": MINE},
-                                     rebuilding)
-                await _apply(q, dialect, mine, report)
-            finally:  # the other part ends (and commits) before its results are read
-                await asyncio.wait([other])
-            theirs = other.result()
-    if theirs is not None:
-        await _apply(q, dialect, theirs, report, sql.shared)
+    if not split:
+        await _apply(q, dialect, await _visits(q, dialect, p, rebuilding), report)
+    else:  # two parts: sites [0, MINE) and [MINE, PARTS) modulo PARTS (see "Two parts")
+        part = {**p, "parts": PARTS, "first": MINE, "last": PARTS}
+        # a task, so that this connection starts at once while the child process starts
+        other = asyncio.create_task(_other_part(db, part, rebuilding))
+        try:
+            mine = await _visits(q, dialect, {**p, "parts": PARTS, "first": 0, "last": MINE},
+                                 rebuilding)
+            await _apply(q, dialect, mine, report)
+        finally:  # the other part ends (and commits) before its results are read
+            await asyncio.wait([other])
+        theirs = other.result()
+        if theirs is not None:
+            await _apply(q, dialect, theirs, report, sql.shared)
+        else:  # no connection beside was free: this one computes that part too
+            await _apply(q, dialect, await _visits(q, dialect, part, rebuilding), report)
     if dialect == "sqlite":  # empty the work tables now, so that the next batch on this
         # connection (the minutely run's small one) does not pay for clearing this one's
         # rows (12 ms after a 150k-row batch); _prepare empties them too, after a failure

@@ -63,6 +63,11 @@ _ENTRY_ATTRIBUTES = (  # a visit's attributes taken from its entry hit `e`
 _METRICS = "visits {i} NOT NULL, pageviews {i} NOT NULL, bounces {i} NOT NULL, " \
            "duration_ms {i} NOT NULL"
 _WORK = {
+    # SQLite: the part's hits, read from `hits` once (one filtered range scan) for the
+    # visitor-day, page and DVC sums, which then scan this narrow copy without filters
+    "rollup_h": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
+                 "ts {i} NOT NULL, id {i} NOT NULL, kind {t} NOT NULL, path {t} NOT NULL, "
+                 "dvc_service {t} NOT NULL, dvc_state {i}, e_v {r}", ""),
     # the batch's hits summed per visitor-day; `old` = the visitor-day has hits outside the
     # batch that its sessions must see (already counted, or — in a rebuild — counted later)
     "rollup_vd": ("site_id {i} NOT NULL, day {t} NOT NULL, visitor {i} NOT NULL, "
@@ -116,13 +121,17 @@ def work_ddl(dialect: str) -> list[str]:
     the connection, keyed and clustered (WITHOUT ROWID), and the rollup empties them;
     PostgreSQL empties them at every commit."""
     if dialect == "sqlite":
-        return [f"CREATE TEMP TABLE IF NOT EXISTS {name} "
-                f"({cols.format(i='INTEGER', t='TEXT')}, PRIMARY KEY ({key})) WITHOUT ROWID"
-                if key else
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} ({cols.format(i='INTEGER', t='TEXT')})"
+        return [f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_columns(cols, dialect)}"
+                + (f", PRIMARY KEY ({key})) WITHOUT ROWID" if key else ")")
                 for name, (cols, key) in _WORK.items()]
-    return [f"CREATE TEMP TABLE IF NOT EXISTS {name} ({cols.format(i='bigint', t='text')}) "
+    return [f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_columns(cols, dialect)}) "
             "ON COMMIT DELETE ROWS" for name, (cols, _key) in _WORK.items()]
+
+
+def _columns(columns: str, dialect: str) -> str:
+    if dialect == "sqlite":
+        return columns.format(i="INTEGER", t="TEXT", r="REAL")
+    return columns.format(i="bigint", t="text", r="double precision")
 
 
 # -- 1. the batch's visitor-days -------------------------------------------------------
@@ -157,11 +166,15 @@ SELECT site_id, day, visitor, SUM({_C1}), SUM({_C2}),
 {_PART_HITS} GROUP BY site_id, day, visitor
 """
 
+_H_COLUMNS = "site_id, day, visitor, ts, id, kind, path, dvc_service, dvc_state, e_v"
+PART_HITS_SQLITE = f"INSERT INTO rollup_h ({_H_COLUMNS}) SELECT {_H_COLUMNS} {_PART_HITS}"
+_H = "FROM rollup_h WHERE 1 = 1"  # (WHERE: an upsert's SELECT needs one)
+
 # SQLite sorts for GROUP BY; upserting each hit into the keyed temp table is cheaper
 VISITOR_DAYS_SQLITE = f"""
 INSERT INTO rollup_vd ({_VD_COLUMNS})
 SELECT site_id, day, visitor, {_C1}, {_C2}, ts, ts, {ORDER_KEY}, {ORDER_KEY}
-{_PART_HITS}
+{_H}
 ON CONFLICT (site_id, day, visitor) DO UPDATE SET
   c1 = c1 + excluded.c1, c2 = c2 + excluded.c2,
   t0 = min(t0, excluded.t0), t1 = max(t1, excluded.t1),
@@ -318,7 +331,7 @@ def _upsert(table: str, key: str, columns: tuple[str, ...]) -> str:
 
 
 PAGES_SQLITE = (
-    f"INSERT INTO rollup_pv (site_id, day, path, n) SELECT site_id, day, path, 1 {_PART_HITS} "
+    f"INSERT INTO rollup_pv (site_id, day, path, n) SELECT site_id, day, path, 1 {_H} "
     "AND kind = 'pageview' ON CONFLICT (site_id, day, path) DO UPDATE SET n = n + 1"
 )
 
@@ -442,6 +455,7 @@ SELECT site_id, day, dvc_service,
 {_PART_HITS} AND kind IN ('dvc', 'rating')
 GROUP BY site_id, day, dvc_service
 """
+DVC_PART_SQLITE = DVC_PART.replace(_PART_HITS, _H)
 DVC = (f"INSERT INTO rollup_dvc ({_DVC_ALL}) SELECT {_DVC_ALL} FROM rollup_dvcd WHERE 1 = 1"
        + _upsert("rollup_dvc", "site_id, day, service", _DVC_COLUMNS))
 
@@ -474,7 +488,7 @@ SHARED = ("rollup_bv", "rollup_dd", "rollup_dvcd", "rollup_g4", "rollup_vd")
 # made once, before any batch uses them: a schema change while the other connection
 # compiles statements would fail them ("database schema is locked")
 SHARED_DDL = [f"CREATE TABLE IF NOT EXISTS xfer.{table} "
-              f"({_WORK[table][0].format(i='INTEGER', t='TEXT')})" for table in SHARED]
+              f"({_columns(_WORK[table][0], 'sqlite')})" for table in SHARED]
 EXPORT = [f"INSERT INTO xfer.{table} SELECT * FROM temp.{table}" for table in SHARED]
 CLEAR_SHARED = [f"DELETE FROM xfer.{table}" for table in SHARED]
 _SHARED_NAME = re.compile(r"\b(" + "|".join(SHARED) + r")\b")

@@ -231,3 +231,23 @@ async def test_two_parts_survive_a_killed_child(db: Database) -> None:
     await rebuild(db, "2026-03-01")  # one part (below SPLIT_MIN): recounts those days
     assert {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
             for t in split} == split
+
+
+async def test_two_parts_on_one_connection_while_the_child_is_busy(db: Database) -> None:
+    """A split batch while another caller holds the connection beside: the batch's own
+    connection computes the second part too, and the tables are those of one part."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL never splits a batch")
+    hits = DAY + [hit(48, "2026-03-01 09:00", 7, path="/x")]  # sites 47 and 48: both parts
+    await db.write_batch(hits, [])
+    with patch.object(rollup_module, "SPLIT_MIN", 1):
+        async with db.beside() as side:
+            assert side is not None
+            report = await rollup(db)
+    assert report.hits == len(hits)
+    split = {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
+             for t in ("rollup_site_day", "rollup_dimensions", "rollup_dvc", "visits")}
+    assert {r["site_id"] for r in split["rollup_site_day"]} == {47, 48}
+    await rebuild(db, "2026-03-01")  # one part (below SPLIT_MIN): recounts those days
+    assert {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
+            for t in split} == split

@@ -24,7 +24,7 @@ auto-checkpoints run in whichever connection commits past 1,000 pages, the write
 included (a few ms).
 
 :meth:`SQLiteDatabase.beside` is one more connection, in a child process
-(``collector/store/child.py``), for the rollup's second part of a big batch; what it
+(``collector/store/sqlite_ops.py``), for the rollup's second part of a big batch; what it
 computes reaches the pooled connections through ``xfer``, a scratch file (no journal, no
 fsync) that each of them attaches. A pooled connection holds ``xfer``'s lock only inside a
 transaction that holds the main database's write lock first (``BEGIN IMMEDIATE`` takes
@@ -55,10 +55,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from collector.store import HIT_COLUMNS, Params, Row, migration_files
+from collector.store.sqlite_ops import BUSY_MS, OPERATIONS, connect
 
 T = TypeVar("T")
 POOL_SIZE = 3
-BUSY_MS = 30_000
 
 
 def _waiting(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
@@ -134,26 +134,6 @@ _ADD_DROPPED = (
 )
 
 
-def connect(path: str, busy_ms: int = BUSY_MS, shared: str = "") -> sqlite3.Connection:
-    """A connection as every one of this store is set up; ``shared``: the file attached as
-    ``xfer`` (:meth:`SQLiteDatabase.beside`)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # rollups' sorts and TEMP work tables in memory; set here, outside any transaction
-    # (inside one SQLite refuses to change it once the temp database is open)
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
-    if shared:  # scratch data passed between processes: no journal, no fsync
-        conn.execute("ATTACH DATABASE ? AS xfer", (shared,))
-        conn.execute("PRAGMA xfer.journal_mode = OFF")
-        conn.execute("PRAGMA xfer.synchronous = OFF")
-    return conn
-
-
 class _Connection:
     """A sqlite3 connection bound to one thread; ``busy_ms`` is how long its statements
     wait for another connection's write lock."""
@@ -183,47 +163,6 @@ class _Connection:
             conn = self.conn
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
-
-
-def _fetch_all(c: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
-    return [dict(r) for r in c.execute(sql, params or {})]
-
-
-def _fetch_one(c: sqlite3.Connection, sql: str, params: Params) -> Row | None:
-    r = c.execute(sql, params or {}).fetchone()
-    return dict(r) if r is not None else None
-
-
-def _execute(c: sqlite3.Connection, sql: str, params: Params) -> int:
-    return c.execute(sql, params or {}).rowcount
-
-
-def _execute_many(c: sqlite3.Connection, sql: str, rows: list[Mapping[str, Any]]) -> None:
-    c.executemany(sql, rows)
-
-
-def _execute_all(c: sqlite3.Connection, statements: Sequence[tuple[str, Params]]) -> None:
-    for sql, params in statements:
-        c.execute(sql, params or {})
-
-
-def _fetch_rows(c: sqlite3.Connection, sql: str, params: Params) -> list[tuple[Any, ...]]:
-    cur = c.execute(sql, params or {})
-    cur.row_factory = None  # plain tuples
-    return cur.fetchall()
-
-
-def _insert_rows(c: sqlite3.Connection, table: str, columns: Sequence[str],
-                 rows: Sequence[Sequence[Any]]) -> None:
-    c.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
-                  f"VALUES ({', '.join('?' for _ in columns)})", rows)
-
-
-# what a connection can be asked to do, by name: run by a pooled connection's thread, or
-# by the child process of SQLiteDatabase.beside (collector/store/child.py)
-OPERATIONS: dict[str, Callable[..., Any]] = {
-    f.__name__[1:]: f for f in (_fetch_all, _fetch_one, _execute, _execute_many,
-                                _execute_all, _fetch_rows, _insert_rows)}
 
 
 class _Queries:
@@ -448,16 +387,14 @@ class SQLiteDatabase:
 
 
 class _Child:
-    """One connection in a child process (``python -m collector.store.child``), driven
-    over its stdin/stdout with pickled calls; used from one thread at a time."""
+    """One connection in a child process (``collector/store/sqlite_ops.py`` run as a
+    script), driven over its stdin/stdout with pickled calls; used from one thread at a
+    time."""
 
     def __init__(self, path: str, shared: str) -> None:
-        here = str(Path(__file__).resolve().parents[2])  # where `collector` is imported from
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "collector.store.child", path, shared],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        script = str(Path(__file__).resolve().with_name("sqlite_ops.py"))
+        self._proc = subprocess.Popen([sys.executable, "-I", "-S", script, path, shared],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-child")
 
     def dead(self) -> bool:
