@@ -1,8 +1,9 @@
 """Incremental rollups: raw hits and dossier events → daily tables per site.
 
 Each run takes the rows above a watermark (``rollup_watermarks``: the last ``hits.id`` /
-``dossiers.id`` counted) in batches of ``batch`` rows (an id range each); each batch is one
-transaction that updates the rollup tables *and* moves the watermark, so a crash loses
+``dossiers.id`` counted) in batches of ``batch`` rows (an id range each); each batch has one
+writing transaction that updates the rollup tables *and* moves the watermark (a stream's
+batch: its part's, see "Two parts" below), so a crash loses
 nothing and counts nothing twice, and a second run with no new rows does nothing.
 
 Tables written: ``visits`` (session state), ``rollup_site_day``, ``rollup_dimensions``
@@ -49,23 +50,31 @@ A batch, step by step:
    visits no longer reach are deleted when all zero. Site, DVC and dossier counters that do
    not depend on sessions are added per batch.
 
-Two parts (SQLite, batches of ``SPLIT_MIN`` hits or more). Steps 1-4 read committed rows
-and write only a connection's TEMP tables, and no rollup row sums hits of two sites, so a
-batch splits by site: sites 0-6 modulo 16 (``PARTS``, ``MINE``) on the batch's connection,
-the rest at the same time on ``db.beside()``, a connection in a child process that copies
-its results into ``xfer`` (a scratch file all the store's connections attach). The batch's
-connection applies its own part (step 5) while the child finishes, then the child's from
-``xfer`` (the same statements, reading ``xfer.*``: ``rollup_sql.shared``); its share is the
-smaller because it also applies both. The other part is a task that opens the connection
-beside, so the batch's connection starts at once while the child process starts (~20 ms:
-``collector/store/sqlite_ops.py``); when another caller holds that connection, the batch's
-connection computes the second part after the first. A process, not a thread: two threads running
-SQLite in one process ran slower together than one after the other here (SQLite's global
-memory and page-cache mutexes; two connections to two files, pure SQL: 0.25 s alone, 0.58
-s for two at once), a thread split gained 19 % wall for 16 % more CPU. The batch's
-transaction begins deferred (its first statement writes the watermark), because
-``BEGIN IMMEDIATE`` would lock ``xfer`` too and keep the child from writing it.
-tests/test_rollup_property.py checks two parts against one on random streams.
+Two parts (SQLite, a backlog of ``SPLIT_MIN`` hits or more). No rollup row sums hits of
+two sites, so the hits split by site into two parts (sites 0-7 modulo 16 and the rest:
+``PARTS``, ``MINE``), each with its own watermark (``rollup_parts``, migration 0011: every
+hit of the part's sites up to it is counted; ``rollup_watermarks`` 'hits' is the smaller
+of the two, what every reader uses). A big backlog is rolled up as two streams at once,
+one per part, on a pooled connection and on one in a child process (``db.streams()``;
+``collector/store/sqlite_ops.py`` starts in ~20 ms). Each stream runs its own batches:
+steps 1-4 in a read transaction (no lock: the other stream, and ingest, write meanwhile),
+then step 5 in a writing transaction that moves the part's watermark only if the part is
+as it was read (``rollup_parts.generation`` grows with every transaction that changes a
+part: the other collector's rollup, a rebuild); otherwise the batch is computed again.
+The write lock is held for step 5 only (~0.1 s per 150k-row batch here, instead of the
+whole batch's ~0.8 s), so the two streams' steps 1-4 overlap each other's writes. A
+process, not a thread: two threads running SQLite in one process ran slower together than
+one after the other here (SQLite's global memory and page-cache mutexes; two connections
+to two files, pure SQL: 0.25 s alone, 0.58 s for two at once). Smaller backlogs, and the
+batches of a run whose streams are busy elsewhere, are one connection's: one transaction
+per batch, counting each part from its own watermark (one pass over every site when they
+are equal, as they are after every run), as PostgreSQL always does. Tests:
+tests/test_rollup_property.py (streams against one connection on random arrivals),
+tests/test_rollup.py (a part left behind by a crash; two collectors streaming one backlog
+while one rebuilds). Measured before (2026-12-02), the split inside one transaction (the
+child passing its part through a scratch file for the batch's connection to apply, while
+the write lock was held): 167-174k against 185-193k events/s for the streams, interleaved
+on a copy of the bench's database.
 
 The visitor-day look-ups use the index ``hits_visitor_day`` — the price of exact late
 events is one more index on ``hits``.
@@ -196,8 +205,11 @@ to the same dimension rows: the daily and monthly upserts doubled, 0.26 → 0.48
 the monthly deltas summed in a keyed work table first, so that the second part does that
 in parallel and the batch's connection upserts fewer month rows (176-180k vs 180-186k
 events/s, 3 interleaved runs each); ``synchronous = NORMAL`` for the rollup's commits
-(no difference: the 65-70 ms of a 150k-row batch's COMMIT are its WAL writes, not the
-fsync); ``mmap_size`` for ``xfer`` (no difference).
+(no difference: of the 70-80 ms of a 150k-row batch's COMMIT, 30-40 are its WAL writes
+and the rest the WAL auto-checkpoint that follows it, not the fsync; measured with
+``wal_autocheckpoint = 0``); running that checkpoint on another thread while the next
+batch starts (+3 %, within the noise, and the ingest writer would then often run it on
+the event loop); ``mmap_size`` for the scratch file that split used (no difference).
 """
 
 from __future__ import annotations
@@ -211,12 +223,13 @@ from typing import Any
 
 from collector import rollup_sql as sql
 from collector.rollup_sql import SEARCH_HOSTS, SEARCH_PREFIXES, SOCIAL_HOSTS
-from collector.store import Database, Params, Queries, Row
+from collector.store import Database, Params, Queries, Row, Session
 
 BATCH_PAUSE_S = 0.005  # SQLite: between batches, the lock is free for group commit
-SPLIT_MIN = 20_000  # SQLite: batches of at least this many hits are computed in two parts,
-PARTS, MINE = 16, 7  # the batch's connection taking sites 0-6 modulo 16 (it also applies)
-BATCH = 150_000  # SQLite: one batch holds the write lock (~1 s here), so ingest waits for it
+SPLIT_MIN = 20_000  # SQLite: a backlog of at least this many hits runs as two streams,
+PARTS, MINE = 16, 8  # by site: part 0 the sites 0-7 modulo 16 (as in migration 0011)
+PART_SITES = ((0, MINE), (MINE, PARTS))
+BATCH = 150_000  # SQLite: a one-connection batch holds the write lock (~1 s here)
 BATCH_POSTGRES = 500_000  # PostgreSQL: ingest never waits; fewer, larger batches upsert
                           # each monthly row once instead of once per batch
 SOURCES = ("direct", "search", "social", "gov", "campaign", "other")
@@ -362,37 +375,19 @@ async def _visits(q: Queries, dialect: str, p: dict[str, Any], rebuilding: bool)
     return summary
 
 
-async def _other_part(db: Database, p: dict[str, Any], rebuilding: bool) -> Row | None:
-    """Steps 1-4 of the other part of a split batch, on the connection beside (None if
-    there is none free): its results copied to ``xfer`` for the batch's connection, its
-    work tables emptied."""
-    async with db.beside() as side:
-        if side is None:
-            return None
-        summary = await _visits(side, "sqlite", p, rebuilding)
-        await side.execute_all([(statement, None) for statement in sql.EXPORT]
-                               + [(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
-        return summary
-
-
-async def _apply(
-    q: Queries, dialect: str, summary: Row, report: RollupReport,
-    source: Callable[[str], str] = lambda statement: statement,
-) -> None:
-    """Step 5 for one part: its visits and dimension deltas into the tables. ``source``
-    turns a statement into one that reads the part's results (its own work tables, or
-    the other part's copies in ``xfer``)."""
+async def _apply(q: Queries, dialect: str, summary: Row, report: RollupReport) -> None:
+    """Step 5 for one part: its visits and dimension deltas into the tables."""
     report.hits += int(summary["hits"])
     report.visitor_days += int(summary["visitor_days"])
     if summary["old"]:  # the visits being replaced (in rollup_bv with sign -1)
-        old = await q.fetch_rows(source(sql.OLD_VISITOR_DAYS))
+        old = await q.fetch_rows(sql.OLD_VISITOR_DAYS)
         await q.execute_many(sql.DELETE_VISITS, [
             {"site_id": site, "day": day, "visitor": visitor} for site, day, visitor in old])
     add_visits = sql.ADD_VISITS if dialect == "sqlite" else sql.ADD_VISITS_POSTGRES
-    await q.execute_all([(source(statement), None) for statement in
+    await q.execute_all([(statement, None) for statement in
                          (add_visits, *sql.apply_sql(dialect), sql.SITE_DAY, sql.DVC)])
     if summary["old"]:  # visits were replaced: values they no longer reach may be all zero
-        shrunk = await q.fetch_rows(source(sql.SHRUNK))
+        shrunk = await q.fetch_rows(sql.SHRUNK)
         if shrunk:
             await q.execute_many(sql.DROP_ZERO, [
                 {"site_id": s, "dimension": d, "day": day, "value": v}
@@ -402,56 +397,130 @@ async def _apply(
                 for s, d, m, v in sorted({(s, d, day[:7], v) for s, d, day, v in shrunk})])
 
 
-async def _at_least(q: Queries, p: dict[str, Any], n: int) -> bool:
-    """Whether the batch holds ``n`` hits or more (ids have gaps); reads at most ``n`` ids."""
-    row = await q.fetch_one("SELECT COUNT(*) AS n FROM (SELECT 1 FROM hits "
-                            "WHERE id > :lo AND id <= :hi LIMIT :n) AS b", {**p, "n": n})
-    return row is not None and row["n"] >= n
+async def _clear(q: Queries, dialect: str) -> None:
+    """SQLite: empty the work tables now, so that the next batch on this connection (the
+    minutely run's small one) does not pay for clearing these rows (12 ms after a 150k-row
+    batch); _prepare empties them too, after a failure."""
+    if dialect == "sqlite":
+        await q.execute_all([(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES])
+
+
+def _part(p: dict[str, Any], part: int) -> dict[str, Any]:
+    """``p`` for the hits of one part's sites (see "Two parts")."""
+    first, last = PART_SITES[part]
+    return {**p, "parts": PARTS, "first": first, "last": last}
+
+
+async def _parts(q: Queries) -> list[tuple[int, int]]:
+    """(last_id, generation) of each part's hit watermark (``rollup_parts``), by part."""
+    rows = await q.fetch_all("SELECT part, last_id, generation FROM rollup_parts ORDER BY part")
+    return [(int(r["last_id"]), int(r["generation"])) for r in rows]
+
+
+# every part's watermark at least :hi (a one-connection batch counted every part up to it)
+_PARTS_TO = ("UPDATE rollup_parts SET generation = generation + 1, "
+             "last_id = CASE WHEN last_id > :hi THEN last_id ELSE :hi END")
+# a stream's batch: its part moves on only if nothing else changed the part since it read
+_PART_TO = ("UPDATE rollup_parts SET last_id = :hi, generation = generation + 1 "
+            "WHERE part = :part AND last_id = :lo AND generation = :generation")
+_HITS_FROM_PARTS = ("UPDATE rollup_watermarks SET updated_ts = :now, "
+                    "last_id = (SELECT MIN(last_id) FROM rollup_parts) WHERE name = 'hits'")
 
 
 async def _hits_batch(
-    q: Queries, db: Database, lo: int, hi: int, min_day: str, session_hi: int | None,
-    report: RollupReport,
+    q: Queries, db: Database, ranges: list[tuple[int, int]], min_day: str,
+    session_his: list[int] | None, report: RollupReport,
 ) -> None:
-    """Roll hits (lo, hi] into the tables. The visits of the visitor-days they touch are
-    recomputed from every hit up to ``session_hi`` (>= hi; a rebuild), else up to hi."""
-    dialect, rebuilding = db.dialect, session_hi is not None
-    p = {"lo": lo, "hi": hi, "min_day": min_day, "session_hi": hi if session_hi is None
-         else session_hi, "parts": 1, "first": 0, "last": 1}
-    split = dialect == "sqlite" and hi - lo >= SPLIT_MIN and await _at_least(q, p, SPLIT_MIN)
-    theirs: Row | None = None
-    if not split:
-        await _apply(q, dialect, await _visits(q, dialect, p, rebuilding), report)
-    else:  # two parts: sites [0, MINE) and [MINE, PARTS) modulo PARTS (see "Two parts")
-        part = {**p, "parts": PARTS, "first": MINE, "last": PARTS}
-        # a task, so that this connection starts at once while the child process starts
-        other = asyncio.create_task(_other_part(db, part, rebuilding))
-        try:
-            mine = await _visits(q, dialect, {**p, "parts": PARTS, "first": 0, "last": MINE},
-                                 rebuilding)
-            await _apply(q, dialect, mine, report)
-        finally:  # the other part ends (and commits) before its results are read
-            await asyncio.wait([other])
-        theirs = other.result()
-        if theirs is not None:
-            await _apply(q, dialect, theirs, report, sql.shared)
-        else:  # no connection beside was free: this one computes that part too
-            await _apply(q, dialect, await _visits(q, dialect, part, rebuilding), report)
-    if dialect == "sqlite":  # empty the work tables now, so that the next batch on this
-        # connection (the minutely run's small one) does not pay for clearing this one's
-        # rows (12 ms after a 150k-row batch); _prepare empties them too, after a failure
-        await q.execute_all([(f"DELETE FROM {table}", None) for table in sql.WORK_TABLES]
-                            + [(statement, None) for statement in sql.CLEAR_SHARED
-                               if theirs is not None])
+    """Roll each part's hits (lo, hi] (``ranges``, by part) into the tables, in this
+    transaction: one pass over every site when the ranges are equal, else one pass per
+    part. The visits of the visitor-days they touch are recomputed from every hit up to the
+    part's ``session_his`` (a rebuild: what the part's watermark covers), else up to hi."""
+    his = session_his or [hi for _lo, hi in ranges]
+    if len(set(ranges)) == 1 and len(set(his)) == 1:
+        passes = [{"lo": ranges[0][0], "hi": ranges[0][1], "session_hi": his[0],
+                   "parts": 1, "first": 0, "last": 1}]
+    else:
+        passes = [_part({"lo": lo, "hi": hi, "session_hi": session_hi}, part)
+                  for part, ((lo, hi), session_hi) in enumerate(zip(ranges, his, strict=True))
+                  if lo < hi]
+    for p in passes:
+        summary = await _visits(q, db.dialect, {**p, "min_day": min_day}, session_his is not None)
+        await _apply(q, db.dialect, summary, report)
+    await _clear(q, db.dialect)
 
 
-async def _shared_tables(db: Database) -> None:
-    """SQLite: make the tables of ``xfer`` (two parts, :func:`_hits_batch`) if missing."""
-    if db.dialect != "sqlite":
-        return
-    found = await db.fetch_one("SELECT COUNT(*) AS n FROM xfer.sqlite_master")
-    if found is None or found["n"] < len(sql.SHARED):
-        await db.execute_all([(ddl, None) for ddl in sql.SHARED_DDL])
+async def _dossiers_batch(q: Queries, lo: int, hi: int, min_day: str,
+                          report: RollupReport) -> None:
+    p = {"lo": lo, "hi": hi, "min_day": min_day}
+    cnt = await q.fetch_one(
+        "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day",
+        p)
+    await q.execute(sql.DOSSIERS, p)
+    report.dossiers += int(cnt["n"]) if cnt else 0
+
+
+async def _stream(
+    s: Session, part: int, top: int, batch: int, now_ms: int, report: RollupReport,
+    step: Callable[[int, int], None],
+) -> None:
+    """One part's hits up to ``top``, batch after batch on one connection: steps 1-4 in a
+    read transaction (no lock: the other stream and ingest write meanwhile), then step 5 in
+    a writing one, which moves the part's watermark only if nothing changed the part since
+    it was read (else the batch is computed again from there; after two such misses in a
+    row, as while a rebuild runs, the stream stops and leaves the rest to the caller's
+    one-connection batches, which hold the lock from the first read)."""
+    misses = 0
+    while misses < 2:
+        async with s.transaction() as q:
+            lo, generation = (await _parts(q))[part]
+            if lo >= top:
+                break
+            hi = await _next_hi(q, "hits", lo, top, batch)
+            summary = await _visits(
+                q, "sqlite", _part({"lo": lo, "hi": hi, "min_day": "", "session_hi": hi}, part),
+                False)
+        async with s.transaction(write=True) as q:
+            moved = await q.execute(_PART_TO, {"part": part, "lo": lo, "hi": hi,
+                                               "generation": generation})
+            if moved:
+                await _apply(q, "sqlite", summary, report)
+                await q.execute(_HITS_FROM_PARTS, {"now": now_ms})
+        if moved:
+            report.batches += 1
+            step(part, hi)
+        misses = 0 if moved else misses + 1
+    async with s.transaction() as q:
+        await _clear(q, "sqlite")
+
+
+async def _streams(
+    db: Database, report: RollupReport, batch: int, progress: Progress | None, now_ms: int,
+    start: int, top: int,
+) -> None:
+    """SQLite: hits up to ``top`` as two streams by site at once, one per part, on a pooled
+    connection and on the child process's (``db.streams()``); nothing if those are busy
+    (the caller's batches then count both parts)."""
+    async with db.streams() as pair:
+        if pair is None:
+            return
+        reached = [start] * len(pair)
+
+        def step(part: int, hi: int) -> None:
+            reached[part] = hi
+            if progress is not None:
+                progress("hits", min(reached) - start, top - start)
+
+        async with asyncio.TaskGroup() as streams:
+            for part, session in enumerate(pair):
+                streams.create_task(_stream(session, part, top, batch, now_ms, report, step))
+
+
+async def _at_least(db: Database, lo: int, hi: int, n: int) -> bool:
+    """Whether ids (lo, hi] hold ``n`` hits or more (ids have gaps); reads at most ``n``."""
+    row = await db.fetch_one("SELECT COUNT(*) AS n FROM (SELECT 1 FROM hits "
+                             "WHERE id > :lo AND id <= :hi LIMIT :n) AS b",
+                             {"lo": lo, "hi": hi, "n": n})
+    return row is not None and row["n"] >= n
 
 
 async def _upper_bound(db: Database, table: str, lo: int, now_ms: int) -> int:
@@ -462,22 +531,6 @@ async def _watermark(db: Database, name: str) -> int:
     row = await db.fetch_one("SELECT last_id FROM rollup_watermarks WHERE name = :name",
                              {"name": name})
     return int(row["last_id"]) if row else 0
-
-
-async def _batch(
-    q: Queries, db: Database, name: str, lo: int, hi: int, min_day: str,
-    session_hi: int | None, report: RollupReport,
-) -> None:
-    """Roll rows (lo, hi] of ``name`` up (see :func:`_hits_batch`)."""
-    if name == "hits":
-        await _hits_batch(q, db, lo, hi, min_day, session_hi, report)
-        return
-    p = {"lo": lo, "hi": hi, "min_day": min_day}
-    cnt = await q.fetch_one(
-        "SELECT COUNT(*) AS n FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day",
-        p)
-    await q.execute(sql.DOSSIERS, p)
-    report.dossiers += int(cnt["n"]) if cnt else 0
 
 
 async def _next_hi(q: Queries, name: str, lo: int, top: int, batch: int) -> int:
@@ -495,13 +548,23 @@ async def _run_table(
 ) -> None:
     start = await _watermark(db, name)
     top = await _upper_bound(db, name, start, now_ms)
-    while True:
-        async with db.transaction(deferred=True) as q:  # two parts: see _hits_batch
+    if (name == "hits" and db.dialect == "sqlite" and top - start >= SPLIT_MIN
+            and await _at_least(db, start, top, SPLIT_MIN)):
+        await _streams(db, report, batch, progress, now_ms, start, top)
+    while True:  # one connection's batches (all of them on PostgreSQL)
+        async with db.transaction() as q:
             lo = await _lock_watermark(q, name, now_ms)
+            if name == "hits":
+                los = [last_id for last_id, _generation in await _parts(q)]
+                lo = min(los)
             hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
                 break
-            await _batch(q, db, name, lo, hi, "", None, report)
+            if name == "hits":
+                await _hits_batch(q, db, [(at, max(at, hi)) for at in los], "", None, report)
+                await q.execute(_PARTS_TO, {"hi": hi})
+            else:
+                await _dossiers_batch(q, lo, hi, "", report)
             await _set_watermark(q, name, hi)
         report.batches += 1
         if progress is not None:
@@ -510,8 +573,8 @@ async def _run_table(
             break
         if db.dialect == "sqlite":
             # one writer at a time: leave the lock free long enough for the group commit,
-            # which tries every millisecond (collector/store/sqlite.py, _waiting), so a long
-            # rollup holds up ingest for one batch at most, not for the whole run
+            # which tries every millisecond (collector/store/sqlite_ops.py, waiting), so a
+            # long rollup holds up ingest for one batch at most, not for the whole run
             await asyncio.sleep(BATCH_PAUSE_S)
 
 
@@ -532,7 +595,6 @@ async def rollup(
     now_ms = int(time.time() * 1000)
     batch = min(batch or default_batch(db.dialect), sql.MAX_BATCH)
     report = RollupReport()
-    await _shared_tables(db)
     await _run_table(db, "hits", report, batch, progress, now_ms)
     await _run_table(db, "dossiers", report, batch, progress, now_ms)
     report.hits_watermark = await _watermark(db, "hits")
@@ -571,10 +633,13 @@ async def rebuild(
     async with db.transaction() as q:
         for name in ("hits", "dossiers"):
             tops[name] = await _lock_watermark(q, name, now_ms)
+        part_tops = [last_id for last_id, _generation in await _parts(q)]
+        tops["hits"] = max(part_tops)  # another process may be streaming: parts differ
         for table in ROLLUP_TABLES:
             await q.execute(f"DELETE FROM {table} WHERE day >= :since", {"since": since})
         await q.execute("DELETE FROM rollup_dimensions_month WHERE month >= :m",
                         {"m": since[:7]})
+        await q.execute("UPDATE rollup_parts SET generation = generation + 1")  # streams
     report = RollupReport()
     for name, top in tops.items():
         first = await db.fetch_one(
@@ -582,10 +647,16 @@ async def rebuild(
             {"since": since, "top": top})
         start = lo = int(first["m"]) - 1 if first and first["m"] is not None else top
         while lo < top:
-            async with db.transaction(deferred=True) as q:  # two parts: see _hits_batch
-                current = await _lock_watermark(q, name, now_ms)
+            async with db.transaction() as q:
+                await _lock_watermark(q, name, now_ms)
                 hi = await _next_hi(q, name, lo, top, batch)
-                await _batch(q, db, name, lo, hi, since, current, report)
+                if name == "hits":  # each part's counted hits, and its visits up to now
+                    current = [last_id for last_id, _generation in await _parts(q)]
+                    await _hits_batch(q, db, [(lo, min(hi, t)) for t in part_tops], since,
+                                      current, report)
+                    await q.execute("UPDATE rollup_parts SET generation = generation + 1")
+                else:
+                    await _dossiers_batch(q, lo, hi, since, report)
             report.batches += 1
             lo = hi
             if progress is not None:

@@ -2,13 +2,10 @@
 
 Portable SQL (SQLite ≥ 3.40, PostgreSQL 15) with ``:name`` parameters, except the work
 tables' DDL and the one statement SQLite runs differently (:data:`VISITOR_DAYS_SQLITE`).
-Work tables are TEMP tables of the rollup's connection (no WAL, no disk), emptied per batch;
-a split batch's second part passes its results on in ``xfer`` (section 4).
+Work tables are TEMP tables of the rollup's connection (no WAL, no disk), emptied per batch.
 """
 
 from __future__ import annotations
-
-import re
 
 GAP_MS = 30 * 60 * 1000
 TZ_OFFSET_MS = 7 * 3600 * 1000
@@ -475,25 +472,3 @@ FROM dossiers WHERE id > :lo AND id <= :hi AND day >= :min_day
 GROUP BY site_id, day, service
 {_upsert("rollup_dossiers", "site_id, day, service", _DOSSIER_METRICS)}
 """
-
-
-# -- 4. the other part of a split batch ------------------------------------------------
-
-# SQLite splits a big batch in two parts by site, computed at the same time on two
-# connections, the second in a child process (collector/rollup.py, "Two parts"). The second
-# copies what the apply steps read into ``xfer``, a scratch file every connection of the
-# store attaches; the batch's connection runs those steps over its own work tables, then
-# over these copies.
-SHARED = ("rollup_bv", "rollup_dd", "rollup_dvcd", "rollup_g4", "rollup_vd")
-# made once, before any batch uses them: a schema change while the other connection
-# compiles statements would fail them ("database schema is locked")
-SHARED_DDL = [f"CREATE TABLE IF NOT EXISTS xfer.{table} "
-              f"({_columns(_WORK[table][0], 'sqlite')})" for table in SHARED]
-EXPORT = [f"INSERT INTO xfer.{table} SELECT * FROM temp.{table}" for table in SHARED]
-CLEAR_SHARED = [f"DELETE FROM xfer.{table}" for table in SHARED]
-_SHARED_NAME = re.compile(r"\b(" + "|".join(SHARED) + r")\b")
-
-
-def shared(statement: str) -> str:
-    """``statement`` reading the other part's copies instead of this connection's tables."""
-    return _SHARED_NAME.sub(r"xfer.\1", statement)

@@ -117,3 +117,24 @@ async def test_0005_rebuilds_raw_tables_with_ids_never_reused(db_path: str,
         assert await db.fetch_all("SELECT id FROM dossiers") == [{"id": 13}]
     finally:
         await db.close()
+
+
+async def test_0011_starts_both_parts_at_the_hit_watermark(db_path: str,
+                                                           migrations: Path) -> None:
+    """The per-part hit watermarks of a database rolled up before 0011 both start at its
+    'hits' watermark: nothing is counted twice, nothing skipped."""
+    for path in REAL_SQLITE:
+        if path.stem < "0011":
+            shutil.copy(path, migrations / path.name)
+    db = await open_database(db_path)
+    try:
+        await db.migrate()
+        await db.execute("UPDATE rollup_watermarks SET last_id = 41 WHERE name = 'hits'")
+        for path in REAL_SQLITE:
+            shutil.copy(path, migrations / path.name)
+        assert "0011_rollup_parts" in await db.migrate()
+        assert await db.fetch_all("SELECT * FROM rollup_parts ORDER BY part") == [
+            {"part": 0, "last_id": 41, "generation": 0},
+            {"part": 1, "last_id": 41, "generation": 0}]
+    finally:
+        await db.close()

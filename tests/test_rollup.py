@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from unittest.mock import patch
 
 import pytest
-from hitrows import dvc, hit, rating
+from hitrows import dvc, hit, rating, ts_of
 
 from collector import rollup as rollup_module
 from collector.rollup import classify_source, rebuild, rollup
 from collector.rollup_sql import ID_SPAN
-from collector.store import Database
+from collector.store import Database, open_database
 
 # Hand-computed day (site 47, local time):
 #   visitor 1: 10:00 / (from google.com), 10:30 /a (gap 30:00: same visit),
@@ -191,6 +192,7 @@ async def test_ids_beyond_the_order_key_take_the_exact_path(db: Database) -> Non
                       "rollup_dimensions_month", "rollup_dvc"):
             await q.execute(f"DELETE FROM {table}")
         await q.execute("UPDATE rollup_watermarks SET last_id = 0")
+        await q.execute("UPDATE rollup_parts SET last_id = 0")
         await q.execute("UPDATE hits SET id = id + :shift", {"shift": ID_SPAN})
         if db.dialect == "postgres":  # the horizon reads the id sequence
             await q.execute("SELECT setval('hits_id_seq', (SELECT max(id) FROM hits))")
@@ -211,10 +213,10 @@ async def test_store_bulk_helpers_the_rollup_uses(db: Database) -> None:
 
 
 async def test_two_parts_survive_a_killed_child(db: Database) -> None:
-    """The child process of a split batch killed between runs: the next split batch starts
-    a new one, and the tables are those one connection computes."""
+    """The child process of the rollup's second stream killed between runs: the next run
+    starts a new one, and the tables are those one connection computes."""
     if db.dialect != "sqlite":
-        pytest.skip("PostgreSQL never splits a batch")
+        pytest.skip("PostgreSQL never streams")
     late = hit(47, "2026-03-01 10:15", 1, path="/late")  # merges visitor 1's visits
     with patch.object(rollup_module, "SPLIT_MIN", 1):
         await db.write_batch(DAY + [hit(48, "2026-03-01 09:00", 7, path="/x")], [])
@@ -234,15 +236,15 @@ async def test_two_parts_survive_a_killed_child(db: Database) -> None:
 
 
 async def test_two_parts_on_one_connection_while_the_child_is_busy(db: Database) -> None:
-    """A split batch while another caller holds the connection beside: the batch's own
-    connection computes the second part too, and the tables are those of one part."""
+    """A big backlog while another caller holds the two streams' connections: one pooled
+    connection counts it, and the tables are those of a one-part rebuild."""
     if db.dialect != "sqlite":
-        pytest.skip("PostgreSQL never splits a batch")
+        pytest.skip("PostgreSQL never streams")
     hits = DAY + [hit(48, "2026-03-01 09:00", 7, path="/x")]  # sites 47 and 48: both parts
     await db.write_batch(hits, [])
     with patch.object(rollup_module, "SPLIT_MIN", 1):
-        async with db.beside() as side:
-            assert side is not None
+        async with db.streams() as pair:
+            assert pair is not None
             report = await rollup(db)
     assert report.hits == len(hits)
     split = {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
@@ -251,3 +253,82 @@ async def test_two_parts_on_one_connection_while_the_child_is_busy(db: Database)
     await rebuild(db, "2026-03-01")  # one part (below SPLIT_MIN): recounts those days
     assert {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
             for t in split} == split
+
+
+def _mixed(n: int) -> list[tuple[Any, ...]]:
+    """n hits over sites of both parts (48, 49 in part 0; 47, 56 in part 1), visits with
+    gaps of 10 and 31 minutes, arriving out of time order (late hits)."""
+    rows = []
+    for i in range(n):
+        minute = (i * 37) % 600 if i % 5 else (i * 10) % 600
+        rows.append(hit((47, 48, 49, 56)[i % 4], ts_of("2026-03-01 08:00") + minute * MIN,
+                        i % 11, "ping" if i % 9 == 0 else "pageview", path=f"/{i % 6}"))
+    return rows
+
+
+async def _tables(db: Database) -> dict[str, list[dict[str, Any]]]:
+    return {t: await db.fetch_all(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
+            for t in ("rollup_site_day", "rollup_dimensions", "rollup_dimensions_month",
+                      "visits")}
+
+
+async def test_a_stream_left_behind_is_caught_up(db: Database) -> None:
+    """A run that stopped after part 0's stream had counted its hits and part 1's had not
+    (a crash): 'hits' stays at part 1's watermark, and the next run counts part 1's hits
+    and only those, giving the tables of one connection."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL never streams")
+    rows = _mixed(300)
+    await db.write_batch(rows[:200], [])
+    await rollup(db)
+    await db.write_batch(rows[200:], [])
+    top = await db.horizon("hits")
+    report = rollup_module.RollupReport()
+    async with db.streams() as pair:
+        assert pair is not None
+        await rollup_module._stream(pair[0], 0, top, 30, 0, report, lambda part, hi: None)
+    assert report.hits == sum(1 for r in rows[200:] if r[0] in (48, 49))
+    assert [r["last_id"] for r in await db.fetch_all(
+        "SELECT last_id FROM rollup_parts ORDER BY part")] == [top, 200]
+    assert (await db.fetch_one(
+        "SELECT last_id FROM rollup_watermarks WHERE name = 'hits'"))["last_id"] == 200
+    caught_up = await rollup(db, batch=40)  # one connection: both parts from their own
+    assert caught_up.hits == 100 - report.hits
+    assert (await db.fetch_one(
+        "SELECT last_id FROM rollup_watermarks WHERE name = 'hits'"))["last_id"] == top
+    tables = await _tables(db)
+    await rebuild(db, "2026-03-01")
+    assert await _tables(db) == tables
+
+
+async def test_two_collectors_stream_one_backlog(db: Database) -> None:
+    """Two collector processes (two stores on one file, each with its child) rolling the
+    same backlog up at once, in small batches: every hit is counted once, by one of them,
+    and the tables are those of one connection. Then a rebuild in one while hits arrive
+    and the other streams them: the same (its streams' reads go stale, and they see it)."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL never streams")
+    rows = _mixed(1600)
+    await db.write_batch(rows[:400], [])
+    other = await open_database(db.path)  # type: ignore[attr-defined]
+    try:
+        with patch.object(rollup_module, "SPLIT_MIN", 1):
+            reports = await asyncio.gather(rollup(db, batch=25), rollup(other, batch=25))
+            assert reports[0].hits + reports[1].hits == 400
+            tables = await _tables(db)
+            await rebuild(db, "2026-03-01")
+            assert await _tables(db) == tables
+
+            async def arrive() -> None:  # the rest comes in chunks, each streamed at once
+                for i in range(400, len(rows), 100):
+                    await db.write_batch(rows[i:i + 100], [])
+                    await rollup(db, batch=20)
+
+            await asyncio.gather(arrive(), rebuild(other, "2026-03-01", batch=40))
+    finally:
+        await other.close()
+    assert (await db.fetch_one(
+        "SELECT last_id FROM rollup_watermarks WHERE name = 'hits'"))["last_id"] == 1600
+    tables = await _tables(db)
+    await rebuild(db, "2026-03-01")
+    assert await _tables(db) == tables

@@ -51,19 +51,23 @@ class Queries(Protocol):
         transactions are serial). Rollup runners take it so two never interleave."""
 
 
+class Session(Protocol):
+    def transaction(self, write: bool = False) -> AbstractAsyncContextManager[Queries]:
+        """A transaction on the session's connection: reading one snapshot of what is
+        committed, or (``write``) holding the write lock."""
+
+
 class Database(Queries, Protocol):
     dialect: str  # "sqlite" | "postgres"
 
-    def transaction(self, deferred: bool = False) -> AbstractAsyncContextManager[Queries]:
-        """One transaction; ``deferred`` (SQLite): its first statement must write, and
-        takes the lock (see ``SQLiteDatabase.transaction``)."""
+    def transaction(self) -> AbstractAsyncContextManager[Queries]:
+        """One writing transaction on one connection."""
 
-    def beside(self) -> AbstractAsyncContextManager[Queries | None]:
-        """SQLite: one more connection, in a child process, reading what is committed
-        while a pooled one holds a transaction, for work done on both at once (the
-        rollup's two parts); it writes only its TEMP tables and ``xfer``, a scratch
-        database the pooled connections attach. None while another caller has it, and
-        always on PostgreSQL (whose rollup is one connection's work)."""
+    def streams(self) -> AbstractAsyncContextManager[tuple[Session, Session] | None]:
+        """SQLite: two connections, each held for several transactions of its own (one in
+        a child process), for work done on both cores at once: the rollup's two streams.
+        None while another caller has them, and always on PostgreSQL (whose rollup is one
+        connection's work)."""
 
     async def write_batch(
         self, hits: Sequence[Sequence[Any]], dropped: Sequence[tuple[int, str, str, str, int]]

@@ -303,13 +303,13 @@ class PostgresDatabase:
             await _Queries(conn).insert_rows(table, columns, rows)
 
     @asynccontextmanager
-    async def transaction(self, deferred: bool = False) -> AsyncIterator[_Queries]:
-        """One transaction on one pooled connection (``deferred`` is SQLite's: a no-op)."""
+    async def transaction(self) -> AsyncIterator[_Queries]:
+        """One transaction on one pooled connection."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield _Queries(conn)
 
     @asynccontextmanager
-    async def beside(self) -> AsyncIterator[None]:
+    async def streams(self) -> AsyncIterator[None]:
         """None: a rollup batch is one connection's work here (see the contract)."""
         yield None
 

@@ -19,18 +19,14 @@ insert does), so it was dropped for the simpler design. The loop stands still fo
 write and its fsync (~0.1 ms of CPU and ~0.3 ms of disk for a batch here); that is also
 when no hit could be answered anyway. When another connection holds the write lock (a
 rollup or retention batch), the write is handed to the writer's thread, which waits for
-the lock there (:func:`_waiting`), so the loop never waits for a lock. WAL
+the lock there (``sqlite_ops.waiting``), so the loop never waits for a lock. WAL
 auto-checkpoints run in whichever connection commits past 1,000 pages, the writer's
 included (a few ms).
 
-:meth:`SQLiteDatabase.beside` is one more connection, in a child process
-(``collector/store/sqlite_ops.py``), for the rollup's second part of a big batch; what it
-computes reaches the pooled connections through ``xfer``, a scratch file (no journal, no
-fsync) that each of them attaches. A pooled connection holds ``xfer``'s lock only inside a
-transaction that holds the main database's write lock first (``BEGIN IMMEDIATE`` takes
-both in that order; the rollup's deferred one uses ``xfer`` only after the child is done),
-and the child writes it only while the rollup holds that lock: so nothing else can hold
-``xfer`` then.
+:meth:`SQLiteDatabase.streams` holds two connections for several transactions each, a
+pooled one and one in a child process (``collector/store/sqlite_ops.py``), for the rollup's
+two streams; their writing transactions take the lock like any other, retried every
+millisecond.
 
 ``synchronous=FULL`` in WAL mode: a commit is on disk before it returns, so an
 acknowledged hit survives a power cut, not only a crash. Group commit pays for it.
@@ -40,14 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import pickle
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -55,36 +47,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from collector.store import HIT_COLUMNS, Params, Row, migration_files
-from collector.store.sqlite_ops import BUSY_MS, OPERATIONS, connect
+from collector.store.sqlite_ops import BUSY_MS, OPERATIONS, connect, locked, waiting
 
 T = TypeVar("T")
 POOL_SIZE = 3
-
-
-def _waiting(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    """``fn`` on the writer connection, retried every millisecond while another connection
-    holds the write lock, for up to ``BUSY_MS`` (off the event loop only). SQLite's own
-    ``busy_timeout`` sleeps longer and longer (up to 100 ms at a time) and so misses the
-    short gaps between the batches of a long rollup: ingest would wait for the whole run."""
-
-    def run(c: sqlite3.Connection) -> T:
-        deadline = time.monotonic() + BUSY_MS / 1000
-        while True:
-            try:
-                return fn(c)
-            except sqlite3.OperationalError as e:
-                if not _locked(e) or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.001)
-
-    return run
-
-
-def _locked(e: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY, or one of its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT …)."""
-    code = getattr(e, "sqlite_errorcode", None)
-    return (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY) \
-        or "database is locked" in str(e)
 
 
 # Group commit inserts up to CHUNK rows per statement: one statement step instead of one per
@@ -138,15 +104,17 @@ class _Connection:
     """A sqlite3 connection bound to one thread; ``busy_ms`` is how long its statements
     wait for another connection's write lock."""
 
-    def __init__(self, path: str, busy_ms: int = BUSY_MS, shared: str = "") -> None:
+    def __init__(self, path: str, busy_ms: int = BUSY_MS) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._path = path
         self._busy_ms = busy_ms
-        self._shared = shared
         self.conn: sqlite3.Connection | None = None
 
     def _open(self) -> None:
-        self.conn = connect(self._path, self._busy_ms, self._shared)
+        self.conn = connect(self._path, self._busy_ms)
+
+    def dead(self) -> bool:
+        return False
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -199,15 +167,35 @@ class _Queries:
         """Nothing to do: ``BEGIN IMMEDIATE`` already serialises writing transactions."""
 
 
+class _Session:
+    """One connection held for several transactions: a pooled one, or the child's."""
+
+    def __init__(self, conn: _Connection | _Child) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def transaction(self, write: bool = False) -> AsyncIterator[_Queries]:
+        """``BEGIN`` (its reads see one snapshot of what is committed) or, with ``write``,
+        ``BEGIN IMMEDIATE`` (retried every millisecond while another connection writes:
+        SQLite's busy handler sleeps up to 100 ms at a time); ``COMMIT``, or ``ROLLBACK``
+        on error."""
+        await self._conn.call("begin", write)
+        try:
+            yield _Queries(self._conn)
+        except BaseException:
+            if not self._conn.dead():
+                await self._conn.call("execute", "ROLLBACK", None)
+            raise
+        await self._conn.call("execute", "COMMIT", None)
+
+
 class SQLiteDatabase:
     dialect = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer = _Connection(path, busy_ms=0)  # see the module docstring
-        self._scratch = tempfile.mkdtemp(prefix="giamsat-xfer-")
-        self._shared = os.path.join(self._scratch, "xfer.db")
-        self._all = [_Connection(path, shared=self._shared) for _ in range(POOL_SIZE)]
+        self._all = [_Connection(path) for _ in range(POOL_SIZE)]
         self._child: _Child | None = None
         self._child_busy = False
         self._pool: asyncio.Queue[_Connection] = asyncio.Queue()
@@ -270,34 +258,20 @@ class SQLiteDatabase:
         return await self.horizon("hits")
 
     @asynccontextmanager
-    async def transaction(self, deferred: bool = False) -> AsyncIterator[_Queries]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` on one pooled connection; rolls back on error.
-
-        ``deferred``: ``BEGIN`` instead, and the first statement must write to the main
-        database: it takes the write lock then, waiting for it as IMMEDIATE would (no
-        snapshot is held yet). IMMEDIATE locks every attached database, ``xfer`` too, for
-        the whole transaction; deferred, ``xfer`` is locked only once this transaction
-        uses it, so that the connection :meth:`beside` can write it meanwhile."""
+    async def transaction(self) -> AsyncIterator[_Queries]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on one pooled connection; rolls back on error."""
         async with self._borrow() as conn:
-            begin = "BEGIN" if deferred else "BEGIN IMMEDIATE"
-            await conn.run(lambda c: c.execute(begin))
-            try:
-                yield _Queries(conn)
-            except BaseException:
-                await conn.run(lambda c: c.execute("ROLLBACK"))
-                raise
-            await conn.run(lambda c: c.execute("COMMIT"))
+            async with _Session(conn).transaction(write=True) as q:
+                yield q
 
     @asynccontextmanager
-    async def beside(self) -> AsyncIterator[_Queries | None]:
-        """A connection in a child process, in a read transaction (a snapshot of what is
-        committed), for work done while a pooled connection holds a transaction: it
-        writes only its TEMP tables and ``xfer``, a scratch file every connection of this
-        database attaches (the pooled one reads it after the block, when this one has
-        committed). A process, not a thread: two threads of one process running SQLite
-        at once run slower than one after the other here (SQLite's global memory and
+    async def streams(self) -> AsyncIterator[tuple[_Session, _Session] | None]:
+        """Two connections, each held for several transactions of its own, for work done
+        on both cores at once (the rollup's two streams): a pooled one, and one in a child
+        process. A process, not a thread: two threads of one process running SQLite at
+        once run slower than one after the other here (SQLite's global memory and
         page-cache mutexes; measured with two connections to two files, pure SQL).
-        None while another caller holds it: it never waits."""
+        None while another caller holds them: it never waits."""
         if self._child_busy:
             yield None
             return
@@ -307,16 +281,9 @@ class SQLiteDatabase:
                 await asyncio.get_running_loop().run_in_executor(None, self._child.close)
                 self._child = None
             if self._child is None:
-                self._child = _Child(self.path, self._shared)
-            q = _Queries(self._child)
-            await q.execute_all([("BEGIN", None)])
-            try:
-                yield q
-            except BaseException:
-                if not self._child.dead():
-                    await q.execute_all([("ROLLBACK", None)])
-                raise
-            await q.execute_all([("COMMIT", None)])
+                self._child = _Child(self.path)
+            async with self._borrow() as conn:
+                yield _Session(conn), _Session(self._child)
         finally:
             self._child_busy = False
 
@@ -347,9 +314,9 @@ class SQLiteDatabase:
                 write(conn)  # inline, never waiting for a lock (module docstring)
                 return
             except sqlite3.OperationalError as e:
-                if not _locked(e):
+                if not locked(e):
                     raise
-        await self._writer.run(_waiting(write))  # another connection writes: wait off the loop
+        await self._writer.run(waiting(write))  # another connection writes: wait off the loop
 
     async def migrate(self) -> list[str]:
         def apply(c: sqlite3.Connection) -> list[str]:
@@ -372,7 +339,7 @@ class SQLiteDatabase:
             return applied
 
         try:
-            return await self._writer.run(_waiting(apply))
+            return await self._writer.run(waiting(apply))
         except sqlite3.Error:
             await self._writer.run(lambda c: c.in_transaction and c.execute("ROLLBACK"))
             raise
@@ -383,7 +350,6 @@ class SQLiteDatabase:
             await c.close()
         if self._child is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._child.close)
-        shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 class _Child:
@@ -391,9 +357,9 @@ class _Child:
     script), driven over its stdin/stdout with pickled calls; used from one thread at a
     time."""
 
-    def __init__(self, path: str, shared: str) -> None:
+    def __init__(self, path: str) -> None:
         script = str(Path(__file__).resolve().with_name("sqlite_ops.py"))
-        self._proc = subprocess.Popen([sys.executable, "-I", "-S", script, path, shared],
+        self._proc = subprocess.Popen([sys.executable, "-I", "-S", script, path],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-child")
 
@@ -408,7 +374,7 @@ class _Child:
             ok, result = pickle.load(self._proc.stdout)
         except (OSError, EOFError, pickle.UnpicklingError) as e:
             self._proc.kill()
-            self._proc.wait()  # dead() from now on: the next beside() starts a new child
+            self._proc.wait()  # dead() from now on: the next streams() starts a new child
             raise sqlite3.OperationalError(f"rollup child process failed: {e!r}") from e
         if not ok:
             raise sqlite3.OperationalError(result)
