@@ -328,8 +328,8 @@ def parser() -> argparse.ArgumentParser:
     roll = sub.add_parser("rollup", help="roll new events up into the daily tables")
     roll.add_argument("--since", help="recount every day from YYYY-MM-DD on (backfill)")
     roll.add_argument("--batch", type=int, default=None,
-                      help="rows per transaction (default: 150,000 on SQLite, whose batch "
-                           "holds the write lock; 500,000 on PostgreSQL)")
+                      help="rows per batch (default: 150,000 on SQLite, where a batch holds "
+                           "the write lock while it is applied; 500,000 on PostgreSQL)")
     roll.add_argument("--retention", action="store_true",
                       help="then delete raw rows older than --retention-days")
     roll.add_argument("--retention-days", type=int)

@@ -99,10 +99,13 @@ All SQL is plain (SQLite ≥ 3.40, PostgreSQL 15): upserts, no date functions �
 computed at ingest. Where the two engines differ in what is cheap, the statement differs
 (``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
 
-Speed — bench/rollup.py, 2026-12-02 afternoon (quiet machine), with two parts: full
-rollup 198-200k events/s (1.50 s, CPU 1.4 s in this process; one part, minutes before:
-131-137k/s, 2.18-2.29 s); at load 1.3 171-178k/s, CPU 1.53-1.59 s here + 1.13-1.18 s in
-the child. Figures below this paragraph are of one part.
+Speed — bench/rollup.py, 2026-12-02 evening (load 1-1.7), with two streams: full rollup
+192-208k events/s (1.44-1.56 s for 300k; CPU 1.3-1.4 s here + 1.2 s in the child), 200-210k
+for 1M events over 30 days (4.8-5.0 s; the split inside one transaction: 157k); on a copy
+of the bench's database, interleaved: 185-193k against 167-174k for that split. What is
+left idle: the child's start (~35 ms), the streams' first clash on the lock (~60 ms) and
+the last batch's apply and commit, done by one stream while the other has finished
+(~0.2 s). Figures below this paragraph are of one connection.
 
 Speed — bench/rollup.py, 300k events over 200 sites × 10 days (150 events per site-day:
 ~87k visits, ~180k daily and ~34k monthly dimension rows — the worst case for rows per
