@@ -1,7 +1,7 @@
 """Rollup and metrics benchmark (bounded; prints same-run figures, never asserts).
 
-    .venv/bin/python bench/rollup.py                 # 300k events, 200 sites, 10 days
-    .venv/bin/python bench/rollup.py --events 1000000 --days 30
+    .venv/bin/python bench/rollup.py                 # 1M events, 200 sites, 30 days
+    .venv/bin/python bench/rollup.py --events 300000 --days 10   # the earlier default
     .venv/bin/python bench/rollup.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     .venv/bin/python bench/rollup.py --batch 10000    # rows per rollup transaction
 
@@ -9,12 +9,14 @@
    referrers, campaigns, devices, provinces) over ``--sites`` sites and ``--days`` days,
    written through ``db.write_batch`` (the real storage path) into a temp SQLite file
    (or a temporary PostgreSQL database with ``--database-url``).
+   The default is 1M events over 30 days (the issue asks for N million; 300k over 10
+   days, the earlier default, has about the same events per site-day).
 2. Times a full rollup (events/s; target ≥ 200,000/s) and an incremental one over 1 % new
    events (target: cost proportional to new events, i.e. ratio ≈ 0.01), in ``--batch``
    rows per transaction (default: the backend's, ``collector.rollup.default_batch``).
    Also prints the CPU time of this process (the rollup itself plus, for SQLite, the
-   database) and of its child process (SQLite computes the second part of a big batch
-   there: collector/rollup.py, "Two parts"): on a shared, loaded machine it varies far
+   database) and of its child process (SQLite runs the second of a big backlog's two
+   streams there: collector/rollup.py, "Two parts"): on a shared, loaded machine it varies far
    less between runs than wall time — compare before/after on it. PostgreSQL's server
    CPU is printed apart, summed over the database's backends from /proc (when the server
    runs on this machine). On
@@ -305,10 +307,10 @@ async def bench_dashboard(args: argparse.Namespace, folder: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=300_000,
-                   help="synthetic events for the rollup timing (1M: --events 1000000)")
+    p.add_argument("--events", type=int, default=1_000_000,
+                   help="synthetic events for the rollup timing (the issue asks for millions)")
     p.add_argument("--sites", type=int, default=200)
-    p.add_argument("--days", type=int, default=10)
+    p.add_argument("--days", type=int, default=30)  # a month: ~167 events per site-day
     p.add_argument("--database-url", default="",
                    help="postgresql://…/postgres to bench PostgreSQL (temporary databases "
                         "are created and dropped); default: SQLite files in a temp folder")
