@@ -463,22 +463,23 @@ async def _dossiers_batch(q: Queries, lo: int, hi: int, min_day: str,
 
 
 async def _stream(
-    s: Session, part: int, top: int, batch: int, now_ms: int, report: RollupReport,
-    step: Callable[[int, int], None],
+    s: Session, part: int, top: int, batches: tuple[int, int], now_ms: int,
+    report: RollupReport, step: Callable[[int, int], None],
 ) -> None:
     """One part's hits up to ``top``, batch after batch on one connection: steps 1-4 in a
     read transaction (no lock: the other stream and ingest write meanwhile), then step 5 in
     a writing one, which moves the part's watermark only if nothing changed the part since
     it was read (else the batch is computed again from there; after two such misses in a
     row, as while a rebuild runs, the stream stops and leaves the rest to the caller's
-    one-connection batches, which hold the lock from the first read)."""
-    misses = 0
+    one-connection batches, which hold the lock from the first read). ``batches``: rows of
+    the first batch, then of each."""
+    size, misses = batches[0], 0
     while misses < 2:
         async with s.transaction() as q:
             lo, generation = (await _parts(q))[part]
             if lo >= top:
                 break
-            hi = await _next_hi(q, "hits", lo, top, batch)
+            hi = await _next_hi(q, "hits", lo, top, size)
             summary = await _visits(
                 q, "sqlite", _part({"lo": lo, "hi": hi, "min_day": "", "session_hi": hi}, part),
                 False)
@@ -492,6 +493,7 @@ async def _stream(
             report.batches += 1
             step(part, hi)
         misses = 0 if moved else misses + 1
+        size = batches[1]
     async with s.transaction() as q:
         await _clear(q, "sqlite")
 
@@ -513,9 +515,14 @@ async def _streams(
             if progress is not None:
                 progress("hits", min(reached) - start, top - start)
 
+        # the first stream's first batch is half a batch, so that the two streams' writes
+        # come half a batch apart and seldom wait for each other's lock (300k events:
+        # 202-204k against 186-189k events/s with equal first batches, interleaved)
         async with asyncio.TaskGroup() as streams:
             for part, session in enumerate(pair):
-                streams.create_task(_stream(session, part, top, batch, now_ms, report, step))
+                first = max(1, batch // 2) if part == 0 else batch
+                streams.create_task(_stream(session, part, top, (first, batch), now_ms, report,
+                                            step))
 
 
 async def _at_least(db: Database, lo: int, hi: int, n: int) -> bool:

@@ -286,7 +286,7 @@ async def test_a_stream_left_behind_is_caught_up(db: Database) -> None:
     report = rollup_module.RollupReport()
     async with db.streams() as pair:
         assert pair is not None
-        await rollup_module._stream(pair[0], 0, top, 30, 0, report, lambda part, hi: None)
+        await rollup_module._stream(pair[0], 0, top, (15, 30), 0, report, lambda part, hi: None)
     assert report.hits == sum(1 for r in rows[200:] if r[0] in (48, 49))
     assert [r["last_id"] for r in await db.fetch_all(
         "SELECT last_id FROM rollup_parts ORDER BY part")] == [top, 200]
