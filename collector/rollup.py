@@ -99,13 +99,16 @@ All SQL is plain (SQLite ≥ 3.40, PostgreSQL 15): upserts, no date functions �
 computed at ingest. Where the two engines differ in what is cheap, the statement differs
 (``rollup_sql.dimension_sql``, ``apply_sql``), never what it computes.
 
-Speed — bench/rollup.py, 2026-12-02 evening (load 1-1.7), with two streams: full rollup
-192-208k events/s (1.44-1.56 s for 300k; CPU 1.3-1.4 s here + 1.2 s in the child), 200-210k
-for 1M events over 30 days (4.8-5.0 s; the split inside one transaction: 157k); on a copy
-of the bench's database, interleaved: 185-193k against 167-174k for that split. What is
-left idle: the child's start (~35 ms), the streams' first clash on the lock (~60 ms) and
-the last batch's apply and commit, done by one stream while the other has finished
-(~0.2 s). Figures below this paragraph are of one connection.
+Speed — bench/rollup.py, 2026-12-02 evening (load 1-1.3), with two streams and the half
+first batch: full rollup 193-204k events/s for 1M events over 30 days (the default: 4.9-5.2
+s; CPU 4.7-5.0 s here + 4.2-4.4 s in the child; the split inside one transaction: 157k),
+202-206k for 300k over 10 days (1.46-1.48 s); on a copy of the bench's 300k database,
+interleaved: 185-193k for equal first batches against 167-174k for that split. The two
+cores are busy ~93 % of a 1M run; what is left idle: the child's start (~35 ms), a
+lock wait now and then (~0.15 s in all) and the last batch's apply and commit, done by
+one stream after the other has finished. Of the CPU, each stream commit's WAL
+auto-checkpoint takes ~50 ms (~0.75 s of the 9.2 s for 1M events). Figures below this
+paragraph are of one connection.
 
 Speed — bench/rollup.py, 300k events over 200 sites × 10 days (150 events per site-day:
 ~87k visits, ~180k daily and ~34k monthly dimension rows — the worst case for rows per
