@@ -423,12 +423,18 @@ async def _parts(q: Queries) -> list[tuple[int, int]]:
     return [(int(r["last_id"]), int(r["generation"])) for r in rows]
 
 
+async def _part_marks(q: Queries) -> list[int]:
+    """Each part's hit watermark, by part."""
+    return [last_id for last_id, _generation in await _parts(q)]
+
+
 # every part's watermark at least :hi (a one-connection batch counted every part up to it)
 _PARTS_TO = ("UPDATE rollup_parts SET generation = generation + 1, "
              "last_id = CASE WHEN last_id > :hi THEN last_id ELSE :hi END")
 # a stream's batch: its part moves on only if nothing else changed the part since it read
 _PART_TO = ("UPDATE rollup_parts SET last_id = :hi, generation = generation + 1 "
             "WHERE part = :part AND last_id = :lo AND generation = :generation")
+_BUMP_PARTS = "UPDATE rollup_parts SET generation = generation + 1"  # a rebuild's: streams
 _HITS_FROM_PARTS = ("UPDATE rollup_watermarks SET updated_ts = :now, "
                     "last_id = (SELECT MIN(last_id) FROM rollup_parts) WHERE name = 'hits'")
 
@@ -568,7 +574,7 @@ async def _run_table(
         async with db.transaction() as q:
             lo = await _lock_watermark(q, name, now_ms)
             if name == "hits":
-                los = [last_id for last_id, _generation in await _parts(q)]
+                los = await _part_marks(q)
                 lo = min(los)
             hi = await _next_hi(q, name, lo, top, batch)
             if hi <= lo:
@@ -576,9 +582,10 @@ async def _run_table(
             if name == "hits":
                 await _hits_batch(q, db, [(at, max(at, hi)) for at in los], "", None, report)
                 await q.execute(_PARTS_TO, {"hi": hi})
+                await q.execute(_HITS_FROM_PARTS, {"now": now_ms})  # hi: the lowest was lo
             else:
                 await _dossiers_batch(q, lo, hi, "", report)
-            await _set_watermark(q, name, hi)
+                await _set_watermark(q, name, hi)
         report.batches += 1
         if progress is not None:
             progress(name, hi - start, top - start)
@@ -646,13 +653,13 @@ async def rebuild(
     async with db.transaction() as q:
         for name in ("hits", "dossiers"):
             tops[name] = await _lock_watermark(q, name, now_ms)
-        part_tops = [last_id for last_id, _generation in await _parts(q)]
+        part_tops = await _part_marks(q)
         tops["hits"] = max(part_tops)  # another process may be streaming: parts differ
         for table in ROLLUP_TABLES:
             await q.execute(f"DELETE FROM {table} WHERE day >= :since", {"since": since})
         await q.execute("DELETE FROM rollup_dimensions_month WHERE month >= :m",
                         {"m": since[:7]})
-        await q.execute("UPDATE rollup_parts SET generation = generation + 1")  # streams
+        await q.execute(_BUMP_PARTS)
     report = RollupReport()
     for name, top in tops.items():
         first = await db.fetch_one(
@@ -664,10 +671,9 @@ async def rebuild(
                 await _lock_watermark(q, name, now_ms)
                 hi = await _next_hi(q, name, lo, top, batch)
                 if name == "hits":  # each part's counted hits, and its visits up to now
-                    current = [last_id for last_id, _generation in await _parts(q)]
                     await _hits_batch(q, db, [(lo, min(hi, t)) for t in part_tops], since,
-                                      current, report)
-                    await q.execute("UPDATE rollup_parts SET generation = generation + 1")
+                                      await _part_marks(q), report)
+                    await q.execute(_BUMP_PARTS)
                 else:
                     await _dossiers_batch(q, lo, hi, since, report)
             report.batches += 1
